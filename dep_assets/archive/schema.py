@@ -1,0 +1,116 @@
+"""The archive's schema, created and migrated by code: each migration runs once, in order, recorded in
+`schema_version`. Never edit a released migration; append a new one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "raw archive: fetches, de-duplicated payloads, records per fetch",
+        (
+            "CREATE SEQUENCE raw_fetch_id START 1",
+            """
+            CREATE TABLE raw_fetches (
+                fetch_id      BIGINT PRIMARY KEY,
+                dataset       VARCHAR NOT NULL,
+                day           DATE NOT NULL,         -- the partition day this fetch is for
+                window_start  DATE NOT NULL,         -- ts sent
+                window_end    DATE NOT NULL,         -- te sent (inclusive or not: unknown, see README)
+                source        VARCHAR NOT NULL,      -- api | file
+                location      VARCHAR NOT NULL,      -- endpoint URL or recorded file path
+                requested_at  TIMESTAMPTZ NOT NULL,
+                archived_at   TIMESTAMPTZ NOT NULL,
+                http_status   INTEGER,               -- NULL for a recorded file
+                record_count  INTEGER NOT NULL,
+                body_bytes    BIGINT NOT NULL,
+                body_sha256   VARCHAR NOT NULL,
+                duration_ms   DOUBLE NOT NULL,
+                new_payloads  INTEGER NOT NULL,      -- records whose exact JSON was not archived before
+                new_hashids   INTEGER NOT NULL,      -- hashids not seen before in this dataset
+                run_id        VARCHAR                -- the Dagster run that fetched it
+            )
+            """,
+            """
+            CREATE TABLE raw_payloads (
+                payload_sha256  VARCHAR PRIMARY KEY,  -- SHA-256 of the record's exact UTF-8 text
+                payload         VARCHAR NOT NULL,     -- the record's JSON exactly as received
+                first_fetch_id  BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE raw_records (
+                fetch_id        BIGINT NOT NULL,
+                position        INTEGER NOT NULL,     -- index in the response array
+                dataset         VARCHAR NOT NULL,
+                day             DATE NOT NULL,
+                hashid          VARCHAR,              -- as found (JSON text when not a string)
+                record_date     VARCHAR,              -- as found (JSON text when not a string)
+                hashid_key      VARCHAR,              -- lookup key: stripped, lower-case hashid
+                record_day      DATE,                 -- lookup key: the record's date, when parseable
+                is_object       BOOLEAN NOT NULL,
+                payload_sha256  VARCHAR NOT NULL,
+                PRIMARY KEY (fetch_id, position)
+            )
+            """,
+            """
+            CREATE VIEW raw_announcements AS
+            SELECT r.fetch_id, r.dataset, r.day, r.position, r.hashid, r.record_date, p.payload,
+                   r.payload_sha256, r.hashid_key, r.record_day, r.is_object, f.requested_at
+            FROM raw_records r
+            JOIN raw_payloads p USING (payload_sha256)
+            JOIN raw_fetches f USING (fetch_id)
+            """,
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Bring the archive to the latest schema; returns the versions applied now."""
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_version (
+            version      INTEGER PRIMARY KEY,
+            description  VARCHAR NOT NULL,
+            applied_at   TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+        """
+    )
+    current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    if current > LATEST_VERSION:
+        raise RuntimeError(
+            f"the archive is at schema version {current}, newer than this code knows ({LATEST_VERSION}): "
+            "upgrade dep-assets before writing to it"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                [migration.version, migration.description],
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
