@@ -46,7 +46,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             dg.define_asset_job(
                 "dep_archive_job",
                 selection=dg.AssetSelection.assets(*assets),
-                partitions_def=partitions,
                 description="Fetch and archive DEP partitions, then everything derived from them.",
             )
         ],

@@ -553,6 +553,12 @@ def test_extra_fields_sorted_and_provenance():
     assert v.data_types == ("PII",)
 
 
+def test_non_string_keys_in_extra_fields():
+    # json.loads never makes them, but a caller might pass such a dict.
+    v = victim_of({**BASE, 1: "x", None: 2})
+    assert v.extra_fields == ("1", "None")
+
+
 def test_non_string_text_fields_become_none_and_are_recorded():
     v = victim_of({**BASE, "victim": 42, "revenue": 25000000, "naics": 5415, "sector": ["IT"],
                    "annLink": {"u": 1}, "annDataTypes": "PII", "site": True})

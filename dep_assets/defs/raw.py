@@ -113,7 +113,7 @@ def fetch_and_archive(
             context.log.error(f"partition {dataset}|{day} not archived: {error}")
             continue
         with store.writer() as conn:  # short write window: the fetch is already done
-            fetch = archive_response(conn, response, run_id=context.run_id)
+            fetch = archive_response(conn, response, run_id=context.run.run_id)
         results.append(_Archived(dataset, day, fetch, response.source, response.duration_seconds))
         preview += _preview_rows(response, PREVIEW_RECORDS - len(preview))
         context.log.info(
@@ -126,8 +126,10 @@ def fetch_and_archive(
     if failures:
         raise dg.Failure(
             description=(
-                f"{len(failures)} of {len(failures) + len(results)} partition(s) could not be fetched; "
-                "the others are archived. Re-run the failed partitions:\n" + "\n".join(failures)
+                f"{len(failures)} of {len(failures) + len(results)} partition(s) could not be fetched"
+                + ("; the others are archived" if results else "")
+                + ". Re-run the failed partitions:\n"
+                + "\n".join(failures)
             ),
             metadata={"failed_partitions": dg.MetadataValue.json([f.split(":", 1)[0] for f in failures])},
         )

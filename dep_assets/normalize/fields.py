@@ -15,6 +15,7 @@ Conventions shared by every helper:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
@@ -161,10 +162,18 @@ def _stripped_impl(text: str) -> str | None:
     return without_surrogates(text) if text else None
 
 
+# A bare host name ("acme.it", "FJORD-529.COM.BR"): urlsplit("https://" + text).hostname is exactly
+# text.lower() for these (no userinfo, port, path, brackets or characters urlsplit removes), so the
+# common case skips urlsplit. Tested against urlsplit in test_normalize.py.
+_BARE_HOST = re.compile(r"[A-Za-z0-9._-]+")
+
+
 def _domain_impl(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
+    if _BARE_HOST.fullmatch(text) is not None:
+        return text.lower()
     try:
         host = urlsplit(text if "://" in text else "https://" + text).hostname
     except ValueError:
@@ -187,11 +196,14 @@ def _victim_key_impl(text: str) -> str | None:
     return key
 
 
+# Memoized: values that repeat across announcements (sector, country, actor, city...).
 clean_str = _memoized(_clean_impl)
 actor_str = _memoized(_actor_impl)
-stripped_str = _memoized(_stripped_impl)
-domain_str = _memoized(_domain_impl)
-victim_key_str = _memoized(_victim_key_impl)
+# Not memoized: values nearly unique to each announcement (victim, its domain and site), where a cache
+# would only cost time.
+stripped_str = _stripped_impl
+domain_str = _domain_impl
+victim_key_str = _victim_key_impl
 
 
 def given_text(value: object) -> str | None:

@@ -1,0 +1,954 @@
+"""Map one normalized DEP announcement (`Victim`) to a STIX 2.1 bundle, as a plain dict.
+
+Plain Python: no Dagster, no stix2 objects, no pycti import on this path (pycti's ids are recomputed
+here: uuid5 over RFC 8785 canonical JSON in OpenCTI's namespace; the tests prove equality with pycti).
+
+Default options give exactly the DEP OpenCTI connector's objects and ids (the README version:
+`_create_victim_identity`, `_create_incident`, the two indicators, `targets`/`indicates`), with these
+differences by design, all on things the connector could not do or did non-deterministically:
+
+- Timestamps: `created`/`modified` of every object and indicators' `valid_from` are the announcement
+  date at 00:00:00.000Z (the connector used "now" except for the incident's `created`); the author's
+  and the amber+strict marking's are fixed constants. The incident's custom `first_seen` is written
+  exactly as the connector's stix2 serialization writes it (`2026-03-01T00:00:00Z`).
+- Announcement types: the connector knew 11 values and dropped the whole record on any other (and on
+  `annDataTypes: null`); we keep the record and label every type, `dep:announcement-type:<lower>`.
+- Incident external reference: when there is neither a leak link, a site nor a title, the connector's
+  stix2 call failed (an external reference needs url, description or external_id) and the record was
+  lost; we emit the incident without `external_references`.
+- STIX patterns: a `'` or `\\` in the domain or hashid made the connector's pattern invalid (record
+  lost); we escape them as STIX patterning requires (`\\'`, `\\\\`), so such odd values still map.
+- Lone surrogates in text (impossible in valid UTF-8 input) do not crash id computation
+  (`surrogatepass`); the connector would have raised.
+- A victim literally named like the author ("DigIntLab") has the author's id: the connector then
+  replaced the author by the victim in its bundle (a self-referencing `created_by_ref`); we keep the
+  author and let the incident target it.
+
+Options (see `options.py`) follow the later connector versions: report mode (Report with the incident's
+uuid, `object_refs` = every object of the bundle but the report and the marking, author included;
+indicators then relate to the victim with `related-to`, as there is no incident), sector identities
+(`part-of`), intrusion sets (incident `attributed-to`; in report mode the intrusion set is only listed
+in `object_refs`, like the later connector: OpenCTI allows no `attributed-to` from a report), country
+locations (`located-at`, `country` = ISO 3166-1 alpha-2 code, so that the Location validates), TLP
+markings on every object, and a `dep:dataset:<code>` label on the primary object.
+
+Serialization (`serialize_bundle`): compact JSON (`,` and `:` separators), keys sorted at every level,
+ASCII only (non-ASCII as `\\uXXXX` escapes, like stix2's own serializer), no NaN. Identical input and
+options give byte-identical output; the bundle id is uuid5 of the primary object's id and the
+options' fingerprint, never random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from datetime import date, datetime
+from functools import lru_cache
+from json.encoder import encode_basestring as _json_str  # C implementation, same escaping as JCS
+from typing import Any
+from uuid import NAMESPACE_URL, UUID
+
+from dep_assets.normalize.model import Victim
+from dep_assets.stix_mapping.options import MappingOptions
+
+__all__ = [
+    "AUTHOR_ID",
+    "AUTHOR_NAME",
+    "OPENCTI_NAMESPACE",
+    "StixMapper",
+    "author_identity",
+    "bundle_dangling_refs",
+    "country_code",
+    "identity_id",
+    "incident_id",
+    "indicator_id",
+    "intrusion_set_id",
+    "location_id",
+    "map_victim",
+    "map_victim_json",
+    "marking_definition",
+    "relationship_id",
+    "report_id",
+    "serialize_bundle",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Constants
+# --------------------------------------------------------------------------------------------------
+
+OPENCTI_NAMESPACE = UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # pycti's uuid5 namespace
+# Our own namespace for bundle ids (bundle ids are never stored by OpenCTI; they only need to be stable).
+BUNDLE_NAMESPACE = UUID("5d3bd1c4-5f0e-5c34-9d1a-6f0b3c1d2e7a")
+
+AUTHOR_NAME = "DigIntLab"
+AUTHOR_ID = "identity--b78b3c4f-7b75-5a00-81c0-b76d4124b2ab"  # Identity.generate_id("DigIntLab", "organization")
+AUTHOR_TIMESTAMP = "2024-01-01T00:00:00.000Z"  # fixed: the author must not change between bundles
+LABEL = AUTHOR_NAME
+
+_PLACEHOLDER_VICTIMS = frozenset(("", "n/a", "none"))
+_HASH_TYPES = {32: "MD5", 40: "SHA-1", 64: "SHA-256"}
+
+# Standard STIX 2.1 TLP marking definitions (stix2.TLP_*; OpenCTI reads TLP:WHITE as TLP:CLEAR) and
+# OpenCTI's TLP:AMBER+STRICT (pycti MarkingDefinition.generate_id("TLP", "TLP:AMBER+STRICT"); the
+# statement form with x_opencti_definition* is what OpenCTI connectors send).
+_TLP_1_CREATED = "2017-01-20T00:00:00.000Z"
+_TLP_MARKINGS: dict[str, dict[str, Any]] = {
+    "clear": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9",
+        "created": _TLP_1_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:WHITE",
+        "definition": {"tlp": "white"},
+    },
+    "green": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+        "created": _TLP_1_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:GREEN",
+        "definition": {"tlp": "green"},
+    },
+    "amber": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
+        "created": _TLP_1_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:AMBER",
+        "definition": {"tlp": "amber"},
+    },
+    "amber+strict": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37",
+        "created": "2022-08-01T00:00:00.000Z",  # TLP 2.0's publication month; fixed, never "now"
+        "definition_type": "statement",
+        "name": "TLP:AMBER+STRICT",
+        "definition": {"statement": "TLP:AMBER+STRICT"},
+        "x_opencti_definition_type": "TLP",
+        "x_opencti_definition": "TLP:AMBER+STRICT",
+    },
+    "red": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed",
+        "created": _TLP_1_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:RED",
+        "definition": {"tlp": "red"},
+    },
+}
+
+# --------------------------------------------------------------------------------------------------
+# Ids: uuid5 without building uuid.UUID objects (hashlib copy of the namespace prefix, string slicing)
+# --------------------------------------------------------------------------------------------------
+
+_SHA1_OPENCTI = hashlib.sha1(OPENCTI_NAMESPACE.bytes)
+_SHA1_URL = hashlib.sha1(NAMESPACE_URL.bytes)
+_SHA1_BUNDLE = hashlib.sha1(BUNDLE_NAMESPACE.bytes)
+# First hex digit of byte 8 after setting the RFC 4122 variant bits (10xx).
+_VARIANT = {c: format((int(c, 16) & 0x3) | 0x8, "x") for c in "0123456789abcdef"}
+
+
+def _uuid5(namespace_sha1: Any, name: str) -> str:
+    h = namespace_sha1.copy()
+    h.update(name.encode("utf-8", "surrogatepass"))
+    x = h.hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+@lru_cache(maxsize=65536)
+def identity_id(name: str, identity_class: str) -> str:
+    """pycti `Identity.generate_id(name, identity_class)`."""
+    data = (
+        '{"identity_class":'
+        + _json_str(identity_class.lower())
+        + ',"name":'
+        + _json_str(name.lower().strip())
+        + "}"
+    )
+    return "identity--" + _uuid5(_SHA1_OPENCTI, data)
+
+
+@lru_cache(maxsize=65536)
+def indicator_id(pattern: str) -> str:
+    """pycti `Indicator.generate_id(pattern)`."""
+    return "indicator--" + _uuid5(_SHA1_OPENCTI, '{"pattern":' + _json_str(pattern.strip()) + "}")
+
+
+def relationship_id(relationship_type: str, source_ref: str, target_ref: str) -> str:
+    """pycti `StixCoreRelationship.generate_id(type, source, target)` (no start/stop time)."""
+    data = (
+        '{"relationship_type":'
+        + _json_str(relationship_type)
+        + ',"source_ref":'
+        + _json_str(source_ref)
+        + ',"target_ref":'
+        + _json_str(target_ref)
+        + "}"
+    )
+    return "relationship--" + _uuid5(_SHA1_OPENCTI, data)
+
+
+def incident_id(hashid: str) -> str:
+    """The connector's incident id: uuid5(NAMESPACE_URL, "dep-announcement:" + hashid stripped, lower)."""
+    return "incident--" + _uuid5(_SHA1_URL, "dep-announcement:" + hashid.strip().lower())
+
+
+def report_id(hashid: str) -> str:
+    """The later connector's report id: the incident's uuid with the report type."""
+    return "report--" + _uuid5(_SHA1_URL, "dep-announcement:" + hashid.strip().lower())
+
+
+@lru_cache(maxsize=16384)
+def intrusion_set_id(actor: str) -> str:
+    """The later connector's intrusion set id: uuid5(NAMESPACE_URL, "dep-actor:" + actor lower)."""
+    return "intrusion-set--" + _uuid5(_SHA1_URL, "dep-actor:" + actor.lower())
+
+
+@lru_cache(maxsize=4096)
+def location_id(country: str) -> str:
+    """The later connector's country id: uuid5(NAMESPACE_URL, "dep-country:" + country lower)."""
+    return "location--" + _uuid5(_SHA1_URL, "dep-country:" + country.lower())
+
+
+def _bundle_id(primary_id: str, fingerprint: str) -> str:
+    return "bundle--" + _uuid5(_SHA1_BUNDLE, primary_id + "|" + fingerprint)
+
+
+# --------------------------------------------------------------------------------------------------
+# Countries: full name (as DEP sends it) -> ISO 3166-1 alpha-2, for Location.country
+# --------------------------------------------------------------------------------------------------
+
+_COUNTRY_TABLE = """
+AD Andorra
+AE United Arab Emirates|UAE
+AF Afghanistan
+AG Antigua and Barbuda
+AI Anguilla
+AL Albania
+AM Armenia
+AO Angola
+AQ Antarctica
+AR Argentina
+AS American Samoa
+AT Austria
+AU Australia
+AW Aruba
+AX Åland Islands
+AZ Azerbaijan
+BA Bosnia and Herzegovina|Bosnia
+BB Barbados
+BD Bangladesh
+BE Belgium
+BF Burkina Faso
+BG Bulgaria
+BH Bahrain
+BI Burundi
+BJ Benin
+BL Saint Barthélemy
+BM Bermuda
+BN Brunei|Brunei Darussalam
+BO Bolivia|Bolivia, Plurinational State of
+BQ Bonaire, Sint Eustatius and Saba|Caribbean Netherlands
+BR Brazil|Brasil
+BS Bahamas|The Bahamas
+BT Bhutan
+BV Bouvet Island
+BW Botswana
+BY Belarus
+BZ Belize
+CA Canada
+CC Cocos (Keeling) Islands|Cocos Islands
+CD Democratic Republic of the Congo|Congo, Democratic Republic of the|DR Congo|DRC|Congo-Kinshasa
+CF Central African Republic
+CG Republic of the Congo|Congo|Congo-Brazzaville
+CH Switzerland
+CI Côte d'Ivoire|Ivory Coast
+CK Cook Islands
+CL Chile
+CM Cameroon
+CN China|People's Republic of China|PRC
+CO Colombia
+CR Costa Rica
+CU Cuba
+CV Cabo Verde|Cape Verde
+CW Curaçao
+CX Christmas Island
+CY Cyprus
+CZ Czechia|Czech Republic
+DE Germany|Deutschland
+DJ Djibouti
+DK Denmark
+DM Dominica
+DO Dominican Republic
+DZ Algeria
+EC Ecuador
+EE Estonia
+EG Egypt
+EH Western Sahara
+ER Eritrea
+ES Spain|España
+ET Ethiopia
+FI Finland
+FJ Fiji
+FK Falkland Islands|Falkland Islands (Malvinas)
+FM Micronesia|Federated States of Micronesia|Micronesia, Federated States of
+FO Faroe Islands
+FR France
+GA Gabon
+GB United Kingdom|UK|U.K.|Great Britain|United Kingdom of Great Britain and Northern Ireland|England|Scotland|Wales|Northern Ireland
+GD Grenada
+GE Georgia
+GF French Guiana
+GG Guernsey
+GH Ghana
+GI Gibraltar
+GL Greenland
+GM Gambia|The Gambia
+GN Guinea
+GP Guadeloupe
+GQ Equatorial Guinea
+GR Greece
+GS South Georgia and the South Sandwich Islands
+GT Guatemala
+GU Guam
+GW Guinea-Bissau
+GY Guyana
+HK Hong Kong
+HM Heard Island and McDonald Islands
+HN Honduras
+HR Croatia
+HT Haiti
+HU Hungary
+ID Indonesia
+IE Ireland
+IL Israel
+IM Isle of Man
+IN India
+IO British Indian Ocean Territory
+IQ Iraq
+IR Iran|Iran, Islamic Republic of
+IS Iceland
+IT Italy|Italia
+JE Jersey
+JM Jamaica
+JO Jordan
+JP Japan
+KE Kenya
+KG Kyrgyzstan
+KH Cambodia
+KI Kiribati
+KM Comoros
+KN Saint Kitts and Nevis
+KP North Korea|Korea, Democratic People's Republic of|Democratic People's Republic of Korea
+KR South Korea|Korea|Republic of Korea|Korea, Republic of
+KW Kuwait
+KY Cayman Islands
+KZ Kazakhstan
+LA Laos|Lao People's Democratic Republic
+LB Lebanon
+LC Saint Lucia
+LI Liechtenstein
+LK Sri Lanka
+LR Liberia
+LS Lesotho
+LT Lithuania
+LU Luxembourg
+LV Latvia
+LY Libya
+MA Morocco
+MC Monaco
+MD Moldova|Republic of Moldova|Moldova, Republic of
+ME Montenegro
+MF Saint Martin|Saint Martin (French part)
+MG Madagascar
+MH Marshall Islands
+MK North Macedonia|Macedonia
+ML Mali
+MM Myanmar|Burma
+MN Mongolia
+MO Macao|Macau
+MP Northern Mariana Islands
+MQ Martinique
+MR Mauritania
+MS Montserrat
+MT Malta
+MU Mauritius
+MV Maldives
+MW Malawi
+MX Mexico
+MY Malaysia
+MZ Mozambique
+NA Namibia
+NC New Caledonia
+NE Niger
+NF Norfolk Island
+NG Nigeria
+NI Nicaragua
+NL Netherlands|The Netherlands|Holland|Netherlands, Kingdom of the
+NO Norway
+NP Nepal
+NR Nauru
+NU Niue
+NZ New Zealand
+OM Oman
+PA Panama
+PE Peru
+PF French Polynesia
+PG Papua New Guinea
+PH Philippines|The Philippines
+PK Pakistan
+PL Poland
+PM Saint Pierre and Miquelon
+PN Pitcairn|Pitcairn Islands
+PR Puerto Rico
+PS Palestine|State of Palestine|Palestine, State of
+PT Portugal
+PW Palau
+PY Paraguay
+QA Qatar
+RE Réunion
+RO Romania
+RS Serbia
+RU Russia|Russian Federation
+RW Rwanda
+SA Saudi Arabia
+SB Solomon Islands
+SC Seychelles
+SD Sudan
+SE Sweden
+SG Singapore
+SH Saint Helena|Saint Helena, Ascension and Tristan da Cunha
+SI Slovenia
+SJ Svalbard and Jan Mayen
+SK Slovakia
+SL Sierra Leone
+SM San Marino
+SN Senegal
+SO Somalia
+SR Suriname
+SS South Sudan
+ST Sao Tome and Principe
+SV El Salvador
+SX Sint Maarten|Sint Maarten (Dutch part)
+SY Syria|Syrian Arab Republic
+SZ Eswatini|Swaziland
+TC Turks and Caicos Islands
+TD Chad
+TF French Southern Territories
+TG Togo
+TH Thailand
+TJ Tajikistan
+TK Tokelau
+TL Timor-Leste|East Timor
+TM Turkmenistan
+TN Tunisia
+TO Tonga
+TR Türkiye|Turkey
+TT Trinidad and Tobago
+TV Tuvalu
+TW Taiwan|Taiwan, Province of China
+TZ Tanzania|United Republic of Tanzania|Tanzania, United Republic of
+UA Ukraine
+UG Uganda
+UM United States Minor Outlying Islands
+US United States|USA|U.S.A.|US|U.S.|United States of America
+UY Uruguay
+UZ Uzbekistan
+VA Holy See|Vatican|Vatican City
+VC Saint Vincent and the Grenadines
+VE Venezuela|Venezuela, Bolivarian Republic of
+VG British Virgin Islands|Virgin Islands, British
+VI United States Virgin Islands|U.S. Virgin Islands|Virgin Islands, U.S.
+VN Viet Nam|Vietnam
+VU Vanuatu
+WF Wallis and Futuna
+WS Samoa
+YE Yemen
+YT Mayotte
+ZA South Africa
+ZM Zambia
+ZW Zimbabwe
+"""
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def _country_key(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return _NON_ALNUM.sub(" ", folded).strip()
+
+
+def _load_countries() -> tuple[dict[str, str], frozenset[str]]:
+    by_name: dict[str, str] = {}
+    codes: set[str] = set()
+    for line in _COUNTRY_TABLE.strip().splitlines():
+        code, names = line.split(" ", 1)
+        codes.add(code)
+        for name in names.split("|"):
+            by_name[_country_key(name)] = code
+    return by_name, frozenset(codes)
+
+
+_COUNTRY_BY_NAME, ISO_COUNTRY_CODES = _load_countries()
+
+
+@lru_cache(maxsize=4096)
+def country_code(country: str | None, given_code: str | None = None) -> str | None:
+    """ISO 3166-1 alpha-2 code for a country name (DEP's `country`), else DEP's `victimCC` when it is
+    a valid code; None when neither resolves (then no Location is made: STIX 2.1 needs a code)."""
+    if country:
+        code = _COUNTRY_BY_NAME.get(_country_key(country))
+        if code:
+            return code
+    if given_code:
+        code = given_code.strip().upper()
+        if code in ISO_COUNTRY_CODES:
+            return code
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def _day_stamps(day: date) -> tuple[str, str]:
+    """(stix2 timestamp at 00:00:00.000Z, the connector's `first_seen` serialization)."""
+    if isinstance(day, datetime):
+        day = day.date()
+    iso = day.isoformat()
+    return f"{iso}T00:00:00.000Z", f"{iso}T00:00:00Z"
+
+
+def _pattern_literal(value: str) -> str:
+    """Escape a value for a STIX pattern string literal (only `'` and `\\` need it)."""
+    if "\\" in value or "'" in value:
+        return value.replace("\\", "\\\\").replace("'", "\\'")
+    return value
+
+
+def _collapse(value: str | None) -> str | None:
+    """The later connector's named-field normalization: whitespace collapsed, n/a / none -> None."""
+    if not value:
+        return None
+    collapsed = " ".join(value.split())
+    if not collapsed or collapsed.lower() in ("n/a", "none"):
+        return None
+    return collapsed
+
+
+def author_identity(marking_id: str | None = None) -> dict[str, Any]:
+    """The connector's author (a fresh dict each call)."""
+    author: dict[str, Any] = {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": AUTHOR_ID,
+        "created": AUTHOR_TIMESTAMP,
+        "modified": AUTHOR_TIMESTAMP,
+        "name": AUTHOR_NAME,
+        "description": "We Track and Monitor the Cyber Space",
+        "contact_information": "https://doubleextortion.com/",
+        "identity_class": "organization",
+    }
+    if marking_id:
+        author["object_marking_refs"] = [marking_id]
+    return author
+
+
+def marking_definition(tlp: str) -> dict[str, Any]:
+    """The marking definition for a TLP level (as normalized by MappingOptions); a fresh dict."""
+    try:
+        template = _TLP_MARKINGS[tlp]
+    except KeyError:
+        raise ValueError(f"unknown TLP level {tlp!r}; expected one of {', '.join(_TLP_MARKINGS)}") from None
+    marking = dict(template)
+    marking["definition"] = dict(template["definition"])
+    return marking
+
+
+# --------------------------------------------------------------------------------------------------
+# The mapper
+# --------------------------------------------------------------------------------------------------
+
+
+class StixMapper:
+    """A mapping compiled for one `MappingOptions`; `map(victim)` is `map_victim(victim, options)`."""
+
+    __slots__ = (
+        "options",
+        "fingerprint",
+        "_confidence",
+        "_marking_id",
+        "_tlp",
+        "_report",
+        "_site",
+        "_hash",
+        "_skip",
+        "_sectors",
+        "_actors",
+        "_countries",
+        "_dataset_label",
+    )
+
+    def __init__(self, options: MappingOptions | None = None) -> None:
+        options = options or MappingOptions()
+        self.options = options
+        self.fingerprint = options.fingerprint()
+        self._confidence = options.confidence
+        self._tlp = options.tlp
+        self._marking_id = _TLP_MARKINGS[options.tlp]["id"] if options.tlp else None
+        self._report = options.primary_object == "report"
+        self._site = options.enable_site_indicator
+        self._hash = options.enable_hash_indicator
+        self._skip = options.skip_empty_victim
+        self._sectors = options.create_sector_identities
+        self._actors = options.create_intrusion_sets
+        self._countries = options.create_country_locations
+        self._dataset_label = options.dataset_label
+
+    def _relationship(self, rel_type: str, source: str, target: str, created: str) -> dict[str, Any]:
+        return {
+            "type": "relationship",
+            "spec_version": "2.1",
+            "id": relationship_id(rel_type, source, target),
+            "created": created,
+            "modified": created,
+            "relationship_type": rel_type,
+            "source_ref": source,
+            "target_ref": target,
+            "created_by_ref": AUTHOR_ID,
+            "confidence": self._confidence,
+            "labels": [LABEL],
+        }
+
+    def map(self, victim: Victim) -> dict[str, Any] | None:
+        name = victim.victim
+        if self._skip and (name is None or name.strip().lower() in _PLACEHOLDER_VICTIMS):
+            return None
+
+        created, first_seen = _day_stamps(victim.announcement_date)
+        confidence = self._confidence
+        hashid = victim.hashid.strip().lower()
+        link = victim.leak_link
+        site = victim.site
+        title = victim.title
+        relationship = self._relationship
+
+        objects: list[dict[str, Any]] = [author_identity()]
+
+        # Victim identity ---------------------------------------------------------------------
+        victim_ref: str | None = None
+        victim_obj: dict[str, Any] | None = None
+        if name:
+            victim_ref = identity_id(name, "organization")
+            if victim_ref != AUTHOR_ID:
+                victim_obj = {
+                    "type": "identity",
+                    "spec_version": "2.1",
+                    "id": victim_ref,
+                    "created": created,
+                    "modified": created,
+                    "name": name,
+                    "identity_class": "organization",
+                    "confidence": confidence,
+                    "labels": [LABEL],
+                    "created_by_ref": AUTHOR_ID,
+                }
+                parts = []
+                sector_given = victim.sector_given
+                if sector_given and not self._sectors:
+                    parts.append("Industry sector: " + sector_given)
+                if victim.revenue:
+                    parts.append("Reported revenue: " + victim.revenue)
+                if parts:
+                    victim_obj["description"] = "\n".join(parts)
+                refs = []
+                if link:
+                    ref = {"source_name": "dep", "url": link}
+                    if title is not None:
+                        ref["description"] = title
+                    refs.append(ref)
+                if site and site != link:
+                    refs.append(
+                        {
+                            "source_name": "victim-site",
+                            "url": site if site.startswith("http") else "https://" + site,
+                        }
+                    )
+                if refs:
+                    victim_obj["external_references"] = refs
+                objects.append(victim_obj)
+
+        # Primary object: common parts ----------------------------------------------------------
+        uuid_part = _uuid5(_SHA1_URL, "dep-announcement:" + hashid)
+        primary_name = "DEP announcement - " + (name or victim.victim_domain_given or "Unknown Victim")
+        data_types = victim.data_types
+        if data_types or self._dataset_label:
+            label_set = {LABEL}
+            for data_type in data_types:
+                if data_type:
+                    label_set.add("dep:announcement-type:" + data_type.lower())
+            if self._dataset_label and victim.dataset:
+                label_set.add("dep:dataset:" + victim.dataset)
+            primary_labels = sorted(label_set)
+        else:
+            primary_labels = [LABEL]
+        primary_ref: dict[str, str] = {"source_name": "dep"}
+        if link:
+            primary_ref["url"] = link
+        elif site:
+            primary_ref["url"] = site if site.startswith("http") else "https://" + site
+        if title:
+            primary_ref["description"] = title
+
+        # Indicators --------------------------------------------------------------------------
+        indicators: list[dict[str, Any]] = []
+        indicator_name_suffix = name or "unknown victim"
+        domain = victim.victim_domain
+        if self._site and domain:
+            pattern = "[domain-name:value = '" + _pattern_literal(domain) + "']"
+            indicators.append(
+                {
+                    "type": "indicator",
+                    "spec_version": "2.1",
+                    "id": indicator_id(pattern),
+                    "created": created,
+                    "modified": created,
+                    "name": "Domain associated with " + indicator_name_suffix,
+                    "description": "Victim domain",
+                    "pattern": pattern,
+                    "pattern_type": "stix",
+                    "pattern_version": "2.1",
+                    "valid_from": created,
+                    "confidence": confidence,
+                    "labels": [LABEL],
+                    "created_by_ref": AUTHOR_ID,
+                }
+            )
+        if self._hash and hashid:
+            hash_type = _HASH_TYPES.get(len(hashid))
+            if hash_type:
+                pattern = f"[file:hashes.'{hash_type}' = '{_pattern_literal(hashid)}']"
+                indicators.append(
+                    {
+                        "type": "indicator",
+                        "spec_version": "2.1",
+                        "id": indicator_id(pattern),
+                        "created": created,
+                        "modified": created,
+                        "name": "Announcement hash for " + indicator_name_suffix,
+                        "description": "Hash identifier for tracking",
+                        "pattern": pattern,
+                        "pattern_type": "stix",
+                        "pattern_version": "2.1",
+                        "valid_from": created,
+                        "confidence": confidence,
+                        "labels": [LABEL],
+                        "created_by_ref": AUTHOR_ID,
+                    }
+                )
+
+        # Optional entities (later connector) ---------------------------------------------------
+        extras: list[dict[str, Any]] = []
+        intrusion_ref: str | None = None
+        if self._sectors and victim_ref:
+            sector = _collapse(victim.sector)
+            if sector:
+                sector_ref = identity_id(sector.lower(), "class")
+                extras.append(
+                    {
+                        "type": "identity",
+                        "spec_version": "2.1",
+                        "id": sector_ref,
+                        "created": created,
+                        "modified": created,
+                        "name": sector,
+                        "identity_class": "class",
+                        "confidence": confidence,
+                        "labels": [LABEL],
+                        "created_by_ref": AUTHOR_ID,
+                    }
+                )
+                extras.append(relationship("part-of", victim_ref, sector_ref, created))
+        if self._actors:
+            actor = _collapse(victim.actor)
+            if actor:
+                intrusion_ref = intrusion_set_id(actor)
+                extras.append(
+                    {
+                        "type": "intrusion-set",
+                        "spec_version": "2.1",
+                        "id": intrusion_ref,
+                        "created": created,
+                        "modified": created,
+                        "name": actor,
+                        "confidence": confidence,
+                        "labels": [LABEL],
+                        "created_by_ref": AUTHOR_ID,
+                    }
+                )
+        if self._countries and victim_ref:
+            country = _collapse(victim.country)
+            code = country_code(country, victim.victim_country_code) if country else None
+            if country and code:
+                country_ref = location_id(country)
+                extras.append(
+                    {
+                        "type": "location",
+                        "spec_version": "2.1",
+                        "id": country_ref,
+                        "created": created,
+                        "modified": created,
+                        "name": country,
+                        "country": code,
+                        "x_opencti_location_type": "Country",
+                        "confidence": confidence,
+                        "labels": [LABEL],
+                        "created_by_ref": AUTHOR_ID,
+                    }
+                )
+                extras.append(relationship("located-at", victim_ref, country_ref, created))
+
+        # Assemble ------------------------------------------------------------------------------
+        if not self._report:
+            primary_id = "incident--" + uuid_part
+            incident: dict[str, Any] = {
+                "type": "incident",
+                "spec_version": "2.1",
+                "id": primary_id,
+                "created": created,
+                "modified": created,
+                "name": primary_name,
+                "confidence": confidence,
+                "labels": primary_labels,
+                "created_by_ref": AUTHOR_ID,
+                "incident_type": "cybercrime",
+                "first_seen": first_seen,
+            }
+            if victim.description is not None:
+                incident["description"] = victim.description
+            if len(primary_ref) > 1:
+                incident["external_references"] = [primary_ref]
+            objects.append(incident)
+            if victim_ref:
+                objects.append(relationship("targets", primary_id, victim_ref, created))
+            for indicator in indicators:
+                objects.append(indicator)
+                objects.append(relationship("indicates", indicator["id"], primary_id, created))
+            if extras:
+                objects.extend(extras)
+                if intrusion_ref:
+                    objects.append(relationship("attributed-to", primary_id, intrusion_ref, created))
+        else:
+            primary_id = "report--" + uuid_part
+            objects.extend(extras)
+            objects.extend(indicators)
+            if victim_ref:
+                for indicator in indicators:
+                    objects.append(relationship("related-to", indicator["id"], victim_ref, created))
+            report: dict[str, Any] = {
+                "type": "report",
+                "spec_version": "2.1",
+                "id": primary_id,
+                "created": created,
+                "modified": created,
+                "name": primary_name,
+                "published": created,
+                "report_types": ["threat-report"],
+                "confidence": confidence,
+                "labels": primary_labels,
+                "created_by_ref": AUTHOR_ID,
+                "object_refs": [obj["id"] for obj in objects],
+            }
+            if victim.description:
+                report["description"] = victim.description
+            if len(primary_ref) > 1:
+                report["external_references"] = [primary_ref]
+            objects.append(report)
+
+        if self._marking_id:
+            marking_id = self._marking_id
+            for obj in objects:
+                obj["object_marking_refs"] = [marking_id]
+            objects.insert(0, marking_definition(self._tlp))  # type: ignore[arg-type]
+
+        return {
+            "type": "bundle",
+            "id": _bundle_id(primary_id, self.fingerprint),
+            "objects": objects,
+        }
+
+    __call__ = map
+
+
+_MAPPERS: dict[MappingOptions, StixMapper] = {}
+_DEFAULT_OPTIONS = MappingOptions()
+
+
+def _mapper_for(options: MappingOptions | None) -> StixMapper:
+    if options is None:
+        options = _DEFAULT_OPTIONS
+    mapper = _MAPPERS.get(options)
+    if mapper is None:
+        if not isinstance(options, MappingOptions):
+            raise TypeError(f"options must be MappingOptions, got {type(options).__name__}")
+        mapper = _MAPPERS[options] = StixMapper(options)
+    return mapper
+
+
+def map_victim(victim: Victim, options: MappingOptions | None = None) -> dict[str, Any] | None:
+    """The STIX 2.1 bundle (plain dict) for one announcement; None when skipped (skip_empty_victim).
+
+    Every call returns fresh dicts and lists: callers may mutate the result (pycti's splitter does).
+    """
+    return _mapper_for(options).map(victim)
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=True,
+    allow_nan=False,
+    check_circular=False,
+)
+
+
+def serialize_bundle(bundle: dict[str, Any]) -> str:
+    """Deterministic compact JSON: keys sorted at every level, `,`/`:` separators, ASCII only."""
+    return _ENCODER.encode(bundle)
+
+
+def map_victim_json(victim: Victim, options: MappingOptions | None = None) -> str | None:
+    """`serialize_bundle(map_victim(victim, options))`, None when skipped."""
+    bundle = _mapper_for(options).map(victim)
+    return None if bundle is None else _ENCODER.encode(bundle)
+
+
+def _iter_refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.endswith("_ref") and isinstance(item, str):
+                yield item
+            elif key.endswith("_refs") and isinstance(item, list):
+                yield from (ref for ref in item if isinstance(ref, str))
+            else:
+                yield from _iter_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _iter_refs(item)
+
+
+def bundle_dangling_refs(bundle: dict[str, Any]) -> set[str]:
+    """Ids referenced by any `*_ref` / `*_refs` (at any depth) that no object of the bundle has."""
+    ids = {obj.get("id") for obj in bundle.get("objects", ())}
+    return {ref for ref in _iter_refs(bundle.get("objects", ())) if ref not in ids}
