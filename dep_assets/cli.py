@@ -19,7 +19,7 @@ from dep_assets.dep_client import RecordedSource
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
-DEMO_ASSETS = ("dep_announcements_raw",)
+DEMO_ASSETS = ("dep_announcements_raw", "dep_victims", "dep_stix_bundles")
 
 
 def demo_environment(environ: dict[str, str]) -> dict[str, str]:
@@ -101,6 +101,16 @@ SUMMARY_QUERIES = (
         "SELECT dataset, day, count(*) AS records, count(hashid_key) AS with_hashid, "
         "count(*) FILTER (WHERE NOT is_object) AS non_objects FROM raw_records GROUP BY ALL ORDER BY ALL",
     ),
+    (
+        "Victims, quarantined records and STIX bundles per day (each announcement on its own date, once)",
+        "WITH v AS (SELECT dataset, announcement_date AS day, count(*) AS victims FROM dep_victims GROUP BY ALL), "
+        "q AS (SELECT dataset, day, count(*) AS quarantined FROM dep_quarantine GROUP BY ALL), "
+        "b AS (SELECT dataset, day, count(*) AS bundles, sum(object_count) AS stix_objects FROM stix_bundles GROUP BY ALL) "
+        "SELECT dataset, day, coalesce(victims, 0) AS victims, coalesce(quarantined, 0) AS quarantined, "
+        "coalesce(bundles, 0) AS bundles, coalesce(stix_objects, 0) AS stix_objects "
+        "FROM v FULL JOIN q USING (dataset, day) FULL JOIN b USING (dataset, day) ORDER BY ALL",
+    ),
+    ("Quarantined records", "SELECT dataset, day, fetch_id, position, reason FROM dep_quarantine ORDER BY ALL"),
 )
 
 

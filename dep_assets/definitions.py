@@ -9,6 +9,7 @@ import os
 import dagster as dg
 
 from dep_assets.defs.partitions import build_partitions
+from dep_assets.defs.derived import build_dep_stix_bundles, build_dep_victims
 from dep_assets.defs.raw import build_dep_announcements_raw
 from dep_assets.defs.resources import DepApiResource, DuckDBArchiveResource
 from dep_assets.settings import DEP_SECRET_VARIABLES, Settings
@@ -39,7 +40,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     archive = DuckDBArchiveResource(
         path=str(settings.archive_path), lock_timeout_seconds=settings.archive_lock_timeout_seconds
     )
-    assets = [build_dep_announcements_raw(partitions)]
+    assets = [
+        build_dep_announcements_raw(partitions),
+        build_dep_victims(partitions, settings.quarantine_max_share),
+        build_dep_stix_bundles(partitions, settings.mapping_options()),
+    ]
     return dg.Definitions(
         assets=assets,
         jobs=[

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from dep_assets.datasets import UnknownDatasetError, resolve_dataset
+from dep_assets.stix_mapping.options import MappingOptions
 
 DEFAULT_LOGIN_ENDPOINT = "https://cognito-idp.eu-west-1.amazonaws.com/"
 DEFAULT_API_ENDPOINT = "https://api.eu-ep1.doubleextortion.com/v1/dbtr/privlist"
@@ -54,6 +55,7 @@ class Settings:
     # Archive
     archive_path: Path = field(default_factory=lambda: Path(DEFAULT_ARCHIVE_PATH).absolute())
     archive_lock_timeout_seconds: float = 600.0  # DEP_ARCHIVE_LOCK_TIMEOUT
+    quarantine_max_share: float = 0.10  # DEP_QUARANTINE_MAX_SHARE: the asset check warns above it
 
     # STIX mapping (connector defaults)
     confidence: int = 70  # DEP_CONFIDENCE
@@ -69,6 +71,20 @@ class Settings:
 
     # OpenCTI (the token is a secret, read through EnvVar)
     opencti_url: str | None = None  # OPENCTI_URL
+
+    def mapping_options(self) -> MappingOptions:
+        return MappingOptions(
+            confidence=self.confidence,
+            enable_site_indicator=self.enable_site_indicator,
+            enable_hash_indicator=self.enable_hash_indicator,
+            skip_empty_victim=self.skip_empty_victim,
+            primary_object=self.primary_object,
+            tlp=self.tlp,
+            create_sector_identities=self.create_sector_identities,
+            create_intrusion_sets=self.create_intrusion_sets,
+            create_country_locations=self.create_country_locations,
+            dataset_label=self.dataset_label,
+        )
 
     @property
     def uses_recorded_source(self) -> bool:
@@ -105,6 +121,7 @@ class Settings:
         # Relative to the working directory the code location runs in (the repository for `make dev`).
         values["archive_path"] = Path(env.text("DEP_ARCHIVE_PATH") or DEFAULT_ARCHIVE_PATH).expanduser().absolute()
         values["archive_lock_timeout_seconds"] = env.number("DEP_ARCHIVE_LOCK_TIMEOUT", 600.0, minimum=0)
+        values["quarantine_max_share"] = env.number("DEP_QUARANTINE_MAX_SHARE", 0.10, minimum=0)
         values["confidence"] = env.integer("DEP_CONFIDENCE", 70, minimum=0, maximum=100)
         values["enable_site_indicator"] = env.boolean("DEP_ENABLE_SITE_INDICATOR", True)
         values["enable_hash_indicator"] = env.boolean("DEP_ENABLE_HASH_INDICATOR", True)

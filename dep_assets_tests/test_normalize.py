@@ -733,3 +733,23 @@ def test_string_helpers_agree_with_the_connector_rules(text):
         assert repair_link(text) == "http://" + text[6:]
     else:
         assert repair_link(text) == (text or None)
+
+
+@PROPERTY_SETTINGS
+@given(st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True) | st.from_regex(r"[ -~]{0,12}", fullmatch=True))
+def test_domain_fast_path_matches_urlsplit(text):
+    try:
+        expected = oracle_domain(text)
+    except ValueError:
+        expected = None
+    assert domain_of(text) == expected
+
+
+def test_long_values_bypass_the_caches():
+    long_sector = "  " + "Manufacturing " * 100 + " "
+    assert clean_text(long_sector) == long_sector.strip()
+    assert clean_text(" " * 1000 + "n/a" + " " * 1000) is None
+    assert actor_name("unknown" + " " * 500 + "group") is None
+    v = victim_of({**BASE, "sector": long_sector, "actor": "X" * 10_000})
+    assert v.sector == long_sector.strip()
+    assert v.actor == "X" * 10_000

@@ -74,6 +74,102 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "derived tables: victims, quarantine, STIX bundles and objects; SQL convenience views",
+        (
+            """
+            CREATE TABLE dep_victims (
+                dataset                VARCHAR NOT NULL,
+                hashid                 VARCHAR NOT NULL,   -- stripped, lower-case; unique per dataset
+                announcement_date      DATE NOT NULL,      -- the latest version's own date
+                victim                 VARCHAR,            -- as given
+                victim_normalized      VARCHAR,
+                victim_is_placeholder  BOOLEAN NOT NULL,
+                victim_domain          VARCHAR,            -- hostname, lower-case
+                victim_domain_given    VARCHAR,
+                site                   VARCHAR,
+                sector                 VARCHAR,
+                sector_given           VARCHAR,
+                actor                  VARCHAR,            -- NULL for generic values (unknown, ...)
+                actor_given            VARCHAR,
+                country                VARCHAR,
+                country_given          VARCHAR,
+                victim_country_code    VARCHAR,
+                victim_city            VARCHAR,
+                victim_state           VARCHAR,
+                victim_address         VARCHAR,
+                revenue                VARCHAR,
+                amount                 VARCHAR,
+                naics                  VARCHAR,
+                data_types             VARCHAR[],
+                leak_link              VARCHAR,            -- https// repaired
+                title                  VARCHAR,
+                description            VARCHAR,            -- URL-decoded once
+                first_seen             TIMESTAMPTZ,        -- first fetch that brought any version
+                last_seen              TIMESTAMPTZ,        -- last fetch that brought any version
+                versions_seen          INTEGER NOT NULL,   -- distinct payloads seen for this hashid
+                fetch_id               BIGINT NOT NULL,    -- the fetch of the version used
+                position               INTEGER NOT NULL,
+                payload_sha256         VARCHAR NOT NULL,
+                extra_fields           VARCHAR[]           -- keys DEP sent that we do not model
+            )
+            """,
+            """
+            CREATE TABLE dep_quarantine (
+                dataset         VARCHAR NOT NULL,
+                day             DATE NOT NULL,      -- the record's date if readable, else its fetch's day
+                identity        VARCHAR NOT NULL,   -- hashid, or sha256:<payload hash> without one
+                hashid          VARCHAR,
+                reason          VARCHAR NOT NULL,
+                reason_code     VARCHAR NOT NULL,
+                fetch_id        BIGINT NOT NULL,    -- pointer to the raw row: raw_records(fetch_id, position)
+                position        INTEGER NOT NULL,
+                payload_sha256  VARCHAR NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE stix_bundles (
+                dataset          VARCHAR NOT NULL,
+                day              DATE NOT NULL,
+                hashid           VARCHAR NOT NULL,
+                bundle_id        VARCHAR NOT NULL,
+                primary_id       VARCHAR NOT NULL,   -- the incident (or report) id
+                bundle           VARCHAR NOT NULL,   -- the STIX 2.1 bundle, serialized deterministically
+                object_count     INTEGER NOT NULL,
+                sha256           VARCHAR NOT NULL,
+                mapping_version  VARCHAR NOT NULL,   -- mapping code version + options fingerprint
+                mapped_at        TIMESTAMPTZ NOT NULL
+            )
+            """,
+            # One row per object of every bundle, derived on read so it can never disagree with them.
+            """
+            CREATE VIEW stix_objects AS
+            SELECT b.dataset, b.day, b.hashid, b.bundle_id, o ->> 'id' AS stix_id, o ->> 'type' AS stix_type,
+                   o ->> 'name' AS name, o AS object
+            FROM stix_bundles b, unnest(json_extract(b.bundle, '$.objects[*]')) AS t(o)
+            """,
+            "CREATE VIEW victims_latest AS SELECT * FROM dep_victims",
+            """
+            CREATE VIEW victims_monthly_by_actor AS
+            SELECT dataset, date_trunc('month', announcement_date)::DATE AS month,
+                   coalesce(actor, '(unattributed)') AS actor, count(*) AS victims
+            FROM dep_victims GROUP BY ALL
+            """,
+            """
+            CREATE VIEW victims_monthly_by_sector AS
+            SELECT dataset, date_trunc('month', announcement_date)::DATE AS month,
+                   coalesce(sector, '(unknown)') AS sector, count(*) AS victims
+            FROM dep_victims GROUP BY ALL
+            """,
+            """
+            CREATE VIEW victims_monthly_by_country AS
+            SELECT dataset, date_trunc('month', announcement_date)::DATE AS month,
+                   coalesce(country, '(unknown)') AS country, count(*) AS victims
+            FROM dep_victims GROUP BY ALL
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -12,8 +12,9 @@ import requests
 
 from dep_assets.dep_client.errors import DepUnavailableError
 
-# Network failures worth another attempt. A truncated body surfaces as ChunkedEncodingError or
-# ContentDecodingError while reading, which `requests` raises from `.get()` when not streaming.
+# Network failures worth another attempt. A body cut short against its Content-Length surfaces as
+# ChunkedEncodingError while reading; one cut short with no length is only seen when parsing, and
+# fails the fetch with DepResponseError (re-running the partition fetches it again).
 RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     requests.ConnectionError,
     requests.Timeout,
@@ -31,6 +32,10 @@ class RetryPolicy:
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
     rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
 
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max_delay, base * 2**attempt)] (attempt counts from 0)."""

@@ -126,7 +126,7 @@ def _fold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-# The cleaning of short, much-repeated values (sector, country, actor, domains...) is memoized: the
+# The cleaning of short, much-repeated values (sector, country, actor, city...) is memoized: the
 # caches are bounded, and only strings up to _CACHE_MAX_LEN characters go through them.
 _CACHE_SIZE = 8192
 _CACHE_MAX_LEN = 256

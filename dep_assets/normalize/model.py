@@ -53,3 +53,8 @@ class Victim:
     # Known fields whose JSON type was unexpected (a text field not a string/null, annDataTypes not a
     # list of strings/null): their cleaned value is None / () / partial; the raw JSON keeps the original.
     invalid_fields: tuple[str, ...] = field(default=())
+
+
+# Bump whenever normalization gives different output for the same archived record: the Dagster asset
+# uses it as its code version, so every `dep_victims` partition shows as stale and can be recomputed.
+NORMALIZER_VERSION = "1"
