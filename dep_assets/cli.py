@@ -11,10 +11,12 @@ import argparse
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
+from dep_assets.datasets import resolve_dataset
 from dep_assets.dep_client import RecordedSource
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,9 +74,7 @@ def demo(_: argparse.Namespace) -> int:
     return 0
 
 
-def _every_day(first, last):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
+def _every_day(first: date, last: date):  # type: ignore[no-untyped-def]
     day = first
     while day <= last:
         yield day
@@ -121,6 +121,23 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from dep_assets.archive.export import export_bundles
+    from dep_assets.settings import Settings
+
+    settings = Settings.from_env()
+    database = Path(args.database) if args.database else settings.snapshot_path
+    datasets = [resolve_dataset(d) for d in args.dataset] if args.dataset else None
+    with duckdb.connect(str(database), read_only=True) as conn:
+        files = export_bundles(conn, Path(args.out), date.fromisoformat(args.start), date.fromisoformat(args.end), datasets)
+    for exported in files:
+        print(f"{exported.path}: {exported.announcements} announcements, {exported.objects} objects")
+    if not files:
+        print(f"no bundles between {args.start} and {args.end} in {database}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dep_assets.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     summary_parser = commands.add_parser("summary", help="print what the archive snapshot holds")
     summary_parser.add_argument("--database", help="a DuckDB file (default: the archive's snapshot)")
     summary_parser.set_defaults(func=summary)
+    export_parser = commands.add_parser(
+        "export-bundles", help="write one STIX bundle file per dataset and day, for a manual OpenCTI import"
+    )
+    export_parser.add_argument("start", help="first day, YYYY-MM-DD")
+    export_parser.add_argument("end", help="last day, YYYY-MM-DD (included)")
+    export_parser.add_argument("--dataset", action="append", help="a dataset code (repeatable; default: all)")
+    export_parser.add_argument("--out", default="data/export", help="output directory (default: data/export)")
+    export_parser.add_argument("--database", help="a DuckDB file (default: the archive's snapshot)")
+    export_parser.set_defaults(func=export)
     args = parser.parse_args(argv)
     return args.func(args)
 

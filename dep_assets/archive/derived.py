@@ -52,7 +52,7 @@ VICTIM_COLUMNS = (
     "victim_domain", "victim_domain_given", "site", "sector", "sector_given", "actor", "actor_given",
     "country", "country_given", "victim_country_code", "victim_city", "victim_state", "victim_address",
     "revenue", "amount", "naics", "data_types", "leak_link", "title", "description", "first_seen",
-    "last_seen", "versions_seen", "fetch_id", "position", "payload_sha256", "extra_fields",
+    "last_seen", "versions_seen", "fetch_id", "position", "payload_sha256", "extra_fields", "invalid_fields",
 )  # fmt: skip
 _VICTIM_MODEL_FIELDS = tuple(c for c in VICTIM_COLUMNS if c not in ("position", "payload_sha256"))
 QUARANTINE_COLUMNS = (
@@ -221,6 +221,7 @@ def victims_from_rows(rows: list[dict]) -> Iterator[Victim]:
         values = {name: row[name] for name in _VICTIM_MODEL_FIELDS}
         values["data_types"] = tuple(values["data_types"] or ())
         values["extra_fields"] = tuple(values["extra_fields"] or ())
+        values["invalid_fields"] = tuple(values["invalid_fields"] or ())
         yield Victim(**values)
 
 

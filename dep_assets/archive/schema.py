@@ -112,7 +112,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 fetch_id               BIGINT NOT NULL,    -- the fetch of the version used
                 position               INTEGER NOT NULL,
                 payload_sha256         VARCHAR NOT NULL,
-                extra_fields           VARCHAR[]           -- keys DEP sent that we do not model
+                extra_fields           VARCHAR[],          -- keys DEP sent that we do not model
+                invalid_fields         VARCHAR[]           -- known keys with a value of the wrong JSON type
             )
             """,
             """
