@@ -11,7 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
+
+from dep_assets.archive import Archive
+from dep_assets.definitions import build_definitions
+from dep_assets.settings import Settings
 
 from dep_assets_tests.standins.cognito import CognitoStandIn
 from dep_assets_tests.standins.dep_server import DepServer
@@ -77,6 +82,63 @@ def use_env(monkeypatch: pytest.MonkeyPatch, project_env: dict[str, str]) -> dic
 def instance(use_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.get() as dagster_instance:  # a real instance on DAGSTER_HOME
         yield dagster_instance
+
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+RAW = ("dep_announcements_raw",)
+ALL_ASSETS = ("dep_announcements_raw", "dep_victims", "dep_stix_bundles")
+DERIVED = ("dep_victims", "dep_stix_bundles")
+
+
+def materialize(
+    instance: dg.DagsterInstance,
+    first: str,
+    last: str | None = None,
+    *,
+    assets: tuple[str, ...] = RAW,
+    ok: bool = True,
+):
+    """Materialize the project's assets in process on the real instance, with the settings in the
+    environment: one partition key, or a single-run range from `first` to `last`."""
+    defs = build_definitions(Settings.from_env())
+    tags = {RANGE_START: first, RANGE_END: last} if last else {}
+    result = dg.materialize(
+        list(defs.assets or []),
+        selection=list(assets),
+        partition_key=None if last else first,
+        tags=tags,
+        instance=instance,
+        resources=defs.resources,
+        raise_on_error=False,
+    )
+    assert result.success is ok, failure_text(result)
+    return result
+
+
+def failure_text(result) -> str:
+    return "\n".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+
+
+def create_archive(env: dict[str, str]) -> None:
+    with Archive(Path(env["DEP_ARCHIVE_PATH"])).writer():
+        pass
+
+
+def query(env: dict[str, str], sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(env["DEP_ARCHIVE_PATH"], read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture
+def served_sample(dep_server: DepServer) -> DepServer:
+    """The DEP stand-in serving the bundled sample: each file's items on that file's day."""
+    for dataset in ("ext", "prv"):
+        for path in sorted((SAMPLE_DIR / dataset).glob("*.json")):
+            dep_server.add_records(dataset, json.loads(path.read_text(encoding="utf-8")), serve_on=path.stem)
+    return dep_server
 
 
 def run_dagster(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:

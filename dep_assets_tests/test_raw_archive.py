@@ -18,47 +18,17 @@ import pytest
 from dep_assets.archive import LATEST_VERSION, Archive
 from dep_assets.definitions import build_definitions
 from dep_assets.settings import Settings
-from dep_assets_tests.conftest import API_KEY, ROOT, run_dagster, sample_records
+from dep_assets_tests.conftest import (
+    API_KEY,
+    ROOT,
+    create_archive,
+    failure_text,
+    materialize,
+    query,
+    run_dagster,
+    sample_records,
+)
 from dep_assets_tests.standins.dep_server import DepServer
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-
-
-def materialize(instance: dg.DagsterInstance, first: str, last: str | None = None, *, ok: bool = True):
-    """Run the project's job in process on the real instance, for one key or a single-run range."""
-    defs = build_definitions(Settings.from_env())
-    job = defs.resolve_job_def("dep_archive_job")
-    if last is None:
-        result = job.execute_in_process(partition_key=first, instance=instance, raise_on_error=False)
-    else:
-        result = job.execute_in_process(
-            instance=instance, tags={RANGE_START: first, RANGE_END: last}, raise_on_error=False
-        )
-    assert result.success is ok, _failure_text(result)
-    return result
-
-
-def _failure_text(result) -> str:
-    return "\n".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
-
-
-def create_archive(env: dict[str, str]) -> None:
-    with Archive(Path(env["DEP_ARCHIVE_PATH"])).writer():
-        pass
-
-
-def query(env: dict[str, str], sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(env["DEP_ARCHIVE_PATH"], read_only=True) as conn:
-        return conn.execute(sql, params or []).fetchall()
-
-
-@pytest.fixture
-def served_sample(dep_server: DepServer) -> DepServer:
-    dep_server.add_records("ext", sample_records("ext"))
-    dep_server.add_records("prv", sample_records("prv"))
-    return dep_server
-
 
 def test_archive_holds_each_record_byte_identical_to_what_dep_sent(instance, use_env, served_sample):
     materialize(instance, "ext|2026-03-01")
@@ -200,7 +170,7 @@ def test_a_failed_fetch_writes_nothing_and_a_rerun_fixes_it(instance, use_env, s
     times = options.pop("times", 1)
     served_sample.inject(fault, times=times, **options)
     result = materialize(instance, "ext|2026-03-02", ok=False)
-    message = _failure_text(result)
+    message = failure_text(result)
     assert "ext|2026-03-02" in message and reason in message
     assert query(use_env, "SELECT count(*) FROM raw_fetches") == [(0,)]
     assert query(use_env, "SELECT count(*) FROM raw_records") == [(0,)]
@@ -213,7 +183,7 @@ def test_a_fetch_without_credentials_names_the_missing_variables(instance, use_e
     monkeypatch.delenv("DEP_PASSWORD")
     monkeypatch.delenv("DEP_API_KEY")
     result = materialize(instance, "ext|2026-03-01", ok=False)
-    message = _failure_text(result)
+    message = failure_text(result)
     assert "DEP_PASSWORD" in message and "DEP_API_KEY" in message and "DEP_USERNAME" not in message
     assert served_sample.request_count == 0
 
@@ -221,7 +191,7 @@ def test_a_fetch_without_credentials_names_the_missing_variables(instance, use_e
 def test_wrong_api_key_fails_clearly(instance, use_env, monkeypatch, served_sample):
     monkeypatch.setenv("DEP_API_KEY", "not-the-key")
     result = materialize(instance, "ext|2026-03-01", ok=False)
-    assert "403" in _failure_text(result) and "DEP_API_KEY" in _failure_text(result)
+    assert "403" in failure_text(result) and "DEP_API_KEY" in failure_text(result)
 
 
 def test_no_secret_reaches_logs_events_run_config_or_archive(instance, use_env, served_sample, monkeypatch):

@@ -157,7 +157,9 @@ _ENCODER = json.JSONEncoder(
 
 
 # --------------------------------------------------------------------------------------------------
-# Ids: uuid5 without building uuid.UUID objects (hashlib copy of the namespace prefix, string slicing)
+# Ids: uuid5 without building uuid.UUID objects (hashlib copy of the namespace prefix, string slicing).
+# Per-announcement ids (victim, indicators, relationships) are mostly unique: not cached (a cache miss
+# costs more than it saves); ids of the few shared entities (sectors, actors, countries) are.
 # --------------------------------------------------------------------------------------------------
 
 _SHA1_OPENCTI = hashlib.sha1(OPENCTI_NAMESPACE.bytes)
@@ -174,7 +176,6 @@ def _uuid5(namespace_sha1: Any, name: str) -> str:
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
-@lru_cache(maxsize=65536)
 def identity_id(name: str, identity_class: str) -> str:
     """pycti `Identity.generate_id(name, identity_class)`."""
     data = (
@@ -187,7 +188,6 @@ def identity_id(name: str, identity_class: str) -> str:
     return "identity--" + _uuid5(_SHA1_OPENCTI, data)
 
 
-@lru_cache(maxsize=65536)
 def indicator_id(pattern: str) -> str:
     """pycti `Indicator.generate_id(pattern)`."""
     return "indicator--" + _uuid5(_SHA1_OPENCTI, '{"pattern":' + _json_str(pattern.strip()) + "}")
@@ -205,6 +205,12 @@ def relationship_id(relationship_type: str, source_ref: str, target_ref: str) ->
         + "}"
     )
     return "relationship--" + _uuid5(_SHA1_OPENCTI, data)
+
+
+@lru_cache(maxsize=4096)
+def _sector_id(sector: str) -> str:
+    # The later connector: Identity.generate_id(sector.lower(), "class"). Few distinct values: cached.
+    return identity_id(sector.lower(), "class")
 
 
 def _relationship_id_fast(relationship_type: str, source_ref: str, target_ref: str) -> str:
@@ -859,7 +865,7 @@ class StixMapper:
             """Sector, intrusion set, location and their victim relationships; the set's id."""
             intrusion_ref = None
             if sector:
-                sector_ref = identity_id(sector.lower(), "class")
+                sector_ref = _sector_id(sector)
                 if as_json:
                     objects.append(
                         f'{head}"id":"{sector_ref}","identity_class":"class","labels":["{LABEL}"],'
