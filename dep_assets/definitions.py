@@ -12,6 +12,7 @@ from dep_assets.defs.partitions import build_partitions
 from dep_assets.defs.derived import build_dep_stix_bundles, build_dep_victims
 from dep_assets.defs.raw import build_dep_announcements_raw
 from dep_assets.defs.resources import DepApiResource, DuckDBArchiveResource
+from dep_assets.defs.schedules import build_refresh_schedule
 from dep_assets.settings import DEP_SECRET_VARIABLES, Settings
 
 
@@ -45,15 +46,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_dep_victims(partitions, settings.quarantine_max_share),
         build_dep_stix_bundles(partitions, settings.mapping_options()),
     ]
+    archive_job = dg.define_asset_job(
+        "dep_archive_job",
+        selection=dg.AssetSelection.assets(*assets),
+        description="Fetch and archive DEP partitions, then derive victims and STIX bundles from the archive.",
+    )
+    remap_job = dg.define_asset_job(
+        "dep_remap_job",
+        selection=dg.AssetSelection.assets("dep_victims", "dep_stix_bundles"),
+        description="Re-derive victims and STIX bundles from the archive alone (no DEP call), e.g. after a mapping change.",
+    )
     return dg.Definitions(
         assets=assets,
-        jobs=[
-            dg.define_asset_job(
-                "dep_archive_job",
-                selection=dg.AssetSelection.assets(*assets),
-                description="Fetch and archive DEP partitions, then everything derived from them.",
-            )
-        ],
+        jobs=[archive_job, remap_job],
+        schedules=[build_refresh_schedule(archive_job, settings)],
         resources={"dep": dep, "archive": archive},
     )
 
