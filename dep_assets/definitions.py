@@ -36,7 +36,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         http_timeout_seconds=settings.http_timeout_seconds,
         max_attempts=settings.max_attempts,
         retry_budget_seconds=settings.retry_budget_seconds,
-        retry_base_delay_seconds=float(os.environ.get("DEP_RETRY_BASE_DELAY", "1.0")),
+        retry_base_delay_seconds=settings.retry_base_delay_seconds,
     )
     archive = DuckDBArchiveResource(
         path=str(settings.archive_path), lock_timeout_seconds=settings.archive_lock_timeout_seconds

@@ -43,7 +43,7 @@ class Settings:
     extended_results: bool = True  # DEP_EXTENDED_RESULTS
     datasets: tuple[str, ...] = ("ext",)  # DEP_DSETS, else DEP_DSET
     start_date: date = date(2025, 1, 1)  # DEP_START_DATE: first daily partition
-    lookback_days: int = 7  # DEP_LOOKBACK_DAYS: days the schedule fetches on each tick
+    lookback_days: int = 7  # DEP_LOOKBACK_DAYS: days the schedule's first tick reaches back
     overlap_hours: int = 72  # DEP_OVERLAP_HOURS: re-read window for late DEP updates
     run_interval_seconds: int = 3600  # CONNECTOR_RUN_INTERVAL: schedule cadence
 
@@ -51,6 +51,7 @@ class Settings:
     http_timeout_seconds: float = 60.0  # DEP_HTTP_TIMEOUT
     max_attempts: int = 6  # DEP_MAX_ATTEMPTS: per request, retries included
     retry_budget_seconds: float = 300.0  # DEP_RETRY_BUDGET_SECONDS: total time spent retrying
+    retry_base_delay_seconds: float = 1.0  # DEP_RETRY_BASE_DELAY: first backoff ceiling, doubled each try
 
     # Archive
     archive_path: Path = field(default_factory=lambda: Path(DEFAULT_ARCHIVE_PATH).absolute())
@@ -118,6 +119,7 @@ class Settings:
         values["http_timeout_seconds"] = env.number("DEP_HTTP_TIMEOUT", 60.0, minimum=1)
         values["max_attempts"] = env.integer("DEP_MAX_ATTEMPTS", 6, minimum=1)
         values["retry_budget_seconds"] = env.number("DEP_RETRY_BUDGET_SECONDS", 300.0, minimum=0)
+        values["retry_base_delay_seconds"] = env.number("DEP_RETRY_BASE_DELAY", 1.0, minimum=0)
         # Relative to the working directory the code location runs in (the repository for `make dev`).
         values["archive_path"] = Path(env.text("DEP_ARCHIVE_PATH") or DEFAULT_ARCHIVE_PATH).expanduser().absolute()
         values["archive_lock_timeout_seconds"] = env.number("DEP_ARCHIVE_LOCK_TIMEOUT", 600.0, minimum=0)

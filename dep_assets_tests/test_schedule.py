@@ -27,14 +27,22 @@ def test_schedule_requests_the_overlap_window_for_each_dataset():
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.job_name == "dep_archive_job"
     tick = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+    with dg.instance_for_test() as instance, dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
         requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [(r.run_key, r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests] == [
-        ("ext-20260310T0700", "ext|2026-03-07", "ext|2026-03-10"),
-        ("prv-20260310T0700", "prv|2026-03-07", "prv|2026-03-10"),
+        # Nothing archived yet: the first run reaches back DEP_LOOKBACK_DAYS (7), like the connector.
+        ("ext-20260310T0700", "ext|2026-03-03", "ext|2026-03-10"),
+        ("prv-20260310T0700", "prv|2026-03-03", "prv|2026-03-10"),
     ]
 
 
 def test_refresh_never_starts_before_the_first_partition():
     settings = Settings.from_env({"DEP_START_DATE": "2026-03-09", "DEP_OVERLAP_HOURS": "0"})
     assert days_to_refresh(datetime(2026, 3, 10, tzinfo=UTC), settings) == [date(2026, 3, 9), date(2026, 3, 10)]
+
+
+def test_the_first_run_reaches_back_the_lookback_days():
+    settings = Settings.from_env({"DEP_LOOKBACK_DAYS": "7", "DEP_OVERLAP_HOURS": "48", "DEP_START_DATE": "2026-01-01"})
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    assert len(days_to_refresh(now, settings, first_run=True)) == 8
+    assert len(days_to_refresh(now, settings)) == 3

@@ -1,7 +1,8 @@
 """The production schedule: re-read the recent days of every dataset, as the connector did.
 
 Each tick asks for one single-run backfill per dataset over the last days that DEP may still update
-(DEP_OVERLAP_HOURS, at least today and yesterday), so late updates and re-dated announcements land.
+(DEP_OVERLAP_HOURS, at least today and yesterday), so late updates and re-dated announcements land;
+the very first tick reaches back DEP_LOOKBACK_DAYS, as the connector's first run did.
 Older history is fetched with a backfill from the UI or the CLI (see the README).
 """
 
@@ -15,6 +16,7 @@ from dep_assets.settings import Settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+RAW_ASSET = dg.AssetKey("dep_announcements_raw")
 
 
 def cron_for_interval(seconds: int) -> str:
@@ -28,10 +30,11 @@ def cron_for_interval(seconds: int) -> str:
     return "0 0 * * *"
 
 
-def days_to_refresh(now: datetime, settings: Settings) -> list:
-    overlap_days = max(1, math.ceil(settings.overlap_hours / 24))
+def days_to_refresh(now: datetime, settings: Settings, *, first_run: bool = False) -> list:
+    """Today back to the overlap window; on the very first run, DEP_LOOKBACK_DAYS like the connector."""
+    window = settings.lookback_days if first_run else math.ceil(settings.overlap_hours / 24)
     today = now.date()
-    first = max(settings.start_date, today - timedelta(days=overlap_days))
+    first = max(settings.start_date, today - timedelta(days=max(1, window)))
     return [first + timedelta(days=n) for n in range((today - first).days + 1)]
 
 
@@ -47,7 +50,8 @@ def build_refresh_schedule(job: object, settings: Settings) -> dg.ScheduleDefini
         description="Re-read the days DEP may still update (DEP_OVERLAP_HOURS) for every dataset, then re-derive.",
     )
     def dep_refresh_schedule(context: dg.ScheduleEvaluationContext):  # type: ignore[no-untyped-def]
-        days = days_to_refresh(context.scheduled_execution_time, settings)
+        first_run = context.instance.get_latest_materialization_event(RAW_ASSET) is None
+        days = days_to_refresh(context.scheduled_execution_time, settings, first_run=first_run)
         stamp = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
         for dataset in settings.datasets:
             yield dg.RunRequest(
