@@ -21,9 +21,9 @@ test: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
 
+# The UI on the same archive and instance as `make demo` (the bundled sample unless DEP_API_ENDPOINT is set).
 dev: install
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} DEP_API_ENDPOINT=$${DEP_API_ENDPOINT:-file://$(CURDIR)/data/sample} \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	$(BIN)/python -m dep_assets.cli dev --port $(PORT)
 
 clean:
 	rm -rf .dagster_home data/*.duckdb data/*.duckdb.wal data/*.lock

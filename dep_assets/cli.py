@@ -1,6 +1,6 @@
-"""Command-line helpers around the Dagster project: `python -m dep_assets.cli {demo,summary}`.
+"""Command-line helpers around the Dagster project: `python -m dep_assets.cli {demo,dev,summary,export-bundles}`.
 
-`demo` materializes every asset (the OpenCTI push only when OpenCTI is configured) through the real
+`demo` materializes every asset through the real
 Dagster CLI, over every day present in the recorded source, then prints what the archive holds.
 Settings already in the environment win; the defaults point at the bundled sample.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -28,7 +29,10 @@ def demo_environment(environ: dict[str, str]) -> dict[str, str]:
     env = dict(environ)
     env.setdefault("DEP_API_ENDPOINT", f"file://{SAMPLE_DIR}")
     env.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))
-    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     if env["DEP_API_ENDPOINT"].startswith("file://"):
         recorded = RecordedSource(Path(env["DEP_API_ENDPOINT"].removeprefix("file://")))
         present = sorted(p.name for p in recorded.directory.iterdir() if p.is_dir() and recorded.available_days(p.name))
@@ -121,6 +125,14 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def dev(args: argparse.Namespace) -> int:
+    """`dagster dev` (webserver + daemon) on the same settings and instance as the demo."""
+    env = demo_environment(dict(os.environ))
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    os.chdir(ROOT)
+    os.execve(sys.executable, command, env)
+
+
 def export(args: argparse.Namespace) -> int:
     from dep_assets.archive.export import export_bundles
     from dep_assets.settings import Settings
@@ -142,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dep_assets.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run every asset on the recorded source and print the archive").set_defaults(func=demo)
+    dev_parser = commands.add_parser("dev", help="open the Dagster UI (webserver + daemon) on the demo's settings")
+    dev_parser.add_argument("--host", default="127.0.0.1")
+    dev_parser.add_argument("--port", type=int, default=3000)
+    dev_parser.set_defaults(func=dev)
     summary_parser = commands.add_parser("summary", help="print what the archive snapshot holds")
     summary_parser.add_argument("--database", help="a DuckDB file (default: the archive's snapshot)")
     summary_parser.set_defaults(func=summary)

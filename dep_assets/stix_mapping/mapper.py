@@ -16,8 +16,9 @@ differences by design, all on things the connector could not do or did non-deter
 - Incident external reference: when there is neither a leak link, a site nor a title, the connector's
   stix2 call failed (an external reference needs url, description or external_id) and the record was
   lost; we emit the incident without `external_references`.
-- STIX patterns: a `'` or `\\` in the domain or hashid made the connector's pattern invalid (record
-  lost); we escape them as STIX patterning requires (`\\'`, `\\\\`), so such odd values still map.
+- STIX patterns: a `'` or `\\` in the domain made the connector's pattern invalid (record lost); we
+  escape them as STIX patterning requires (`\\'`, `\\\\`). A hashid of 32/40/64 characters that is
+  not hexadecimal failed stix2's hash check (record lost); we make no hash indicator for it.
 - Lone surrogates in text (impossible in valid UTF-8 input) do not crash id computation
   (`surrogatepass`); the connector would have raised.
 - A victim literally named like the author ("DigIntLab") has the author's id: the connector then
@@ -91,6 +92,8 @@ LABEL = AUTHOR_NAME
 
 _PLACEHOLDER_VICTIMS = frozenset(("", "n/a", "none"))
 _HASH_TYPES = {32: "MD5", 40: "SHA-1", 64: "SHA-256"}
+# STIX patterning checks hash values (stix2 rejects a non-hex SHA-256): hex only, like DEP's hashids.
+_is_hex = re.compile(r"[0-9a-f]+").fullmatch
 
 # Standard STIX 2.1 TLP marking definitions (stix2.TLP_*; OpenCTI reads TLP:WHITE as TLP:CLEAR) and
 # OpenCTI's TLP:AMBER+STRICT (pycti MarkingDefinition.generate_id("TLP", "TLP:AMBER+STRICT"); the
@@ -779,8 +782,8 @@ class StixMapper:
             )
         if self._hash and hashid:
             hash_type = _HASH_TYPES.get(len(hashid))
-            if hash_type:
-                pattern = f"[file:hashes.'{hash_type}' = '{_pattern_literal(hashid)}']"
+            if hash_type and _is_hex(hashid):
+                pattern = f"[file:hashes.'{hash_type}' = '{hashid}']"
                 indicators.append(
                     (
                         indicator_id(pattern),
