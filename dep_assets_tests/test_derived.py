@@ -198,3 +198,13 @@ def test_export_command_writes_importable_bundles(instance, use_env, served_samp
         incidents = sum(o["type"] == "incident" for o in bundle["objects"])
         day = path.stem
         assert incidents == query(use_env, "SELECT count(*) FROM stix_bundles WHERE day = ?", [day])[0][0]
+
+
+def test_the_readme_sql_examples_run_on_a_real_archive(instance, use_env, served_sample):
+    materialize(instance, *EXT_RANGE, assets=ALL_ASSETS)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```sql", 1)[1].split("```", 1)[0]
+    statements = [s for s in block.split(";") if s.strip()]
+    assert len(statements) >= 5
+    answered = [len(query(use_env, statement)) for statement in statements]
+    assert answered[0] > 0 and answered[1] > 0 and answered[2] == 3  # the quarantined records
