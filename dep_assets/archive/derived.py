@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
+from operator import attrgetter
 
 import duckdb
 import pyarrow as pa
@@ -55,6 +56,11 @@ VICTIM_COLUMNS = (
     "last_seen", "versions_seen", "fetch_id", "position", "payload_sha256", "extra_fields", "invalid_fields",
 )  # fmt: skip
 _VICTIM_MODEL_FIELDS = tuple(c for c in VICTIM_COLUMNS if c not in ("position", "payload_sha256"))
+# Victim fields holding tuples (data_types, extra_fields, invalid_fields): lists in DuckDB.
+_TUPLE_FIELDS = frozenset(f.name for f in fields(Victim) if str(f.type).startswith("tuple"))
+# Victim(*values) is several times cheaper than Victim(**values); used only while the model's fields
+# start with exactly these, in this order (checked here, once).
+_VICTIM_POSITIONAL = [f.name for f in fields(Victim)][: len(_VICTIM_MODEL_FIELDS)] == list(_VICTIM_MODEL_FIELDS)
 QUARANTINE_COLUMNS = (
     "dataset", "day", "identity", "hashid", "reason", "reason_code", "fetch_id", "position", "payload_sha256",
 )  # fmt: skip
@@ -120,21 +126,30 @@ def build_victims(
         batches = _batches(
             conn, "SELECT f.*, p.payload FROM filed f JOIN raw_payloads p USING (payload_sha256)", "f.seq", batch_rows
         )
-        for rows in batches:
-            victims, quarantined = [], []
-            for row in rows:
+        for batch in batches:
+            victims: list[Victim] = []
+            kept: list[int] = []  # each victim's row in the batch
+            quarantined = []
+            for index, (payload, first_seen, last_seen, versions_seen, fetch_id) in enumerate(
+                zip(
+                    batch["payload"], batch["first_seen"], batch["last_seen"], batch["versions_seen"],
+                    batch["fetch_id"], strict=True,
+                )  # fmt: skip
+            ):
                 result = normalize_record(
-                    json.loads(row["payload"]),
+                    json.loads(payload),
                     dataset=dataset,
-                    first_seen=row["first_seen"],
-                    last_seen=row["last_seen"],
-                    versions_seen=row["versions_seen"],
-                    fetch_id=row["fetch_id"],
+                    first_seen=first_seen,
+                    last_seen=last_seen,
+                    versions_seen=versions_seen,
+                    fetch_id=fetch_id,
                 )
                 if isinstance(result, Victim):
-                    victims.append(_victim_row(result, row))
+                    victims.append(result)
+                    kept.append(index)
                     outcome.placeholders += result.victim_is_placeholder
                 else:
+                    row = {name: values[index] for name, values in batch.items()}
                     quarantined.append(_quarantine_row(result, row, dataset))
                     code = result.code
                     outcome.reasons[code] = outcome.reasons.get(code, 0) + 1
@@ -146,7 +161,7 @@ def build_victims(
                         outcome.quarantine_samples.append(line)
                     if on_quarantine is not None:
                         on_quarantine(line)
-            _insert(conn, "dep_victims", VICTIM_COLUMNS, victims)
+            _insert_columns(conn, "dep_victims", _victim_columns(victims, kept, batch))
             _insert(conn, "dep_quarantine", QUARANTINE_COLUMNS, quarantined)
             outcome.victims += len(victims)
             outcome.quarantined += len(quarantined)
@@ -158,24 +173,42 @@ def build_victims(
     return outcome
 
 
-def _batches(conn: duckdb.DuckDBPyConnection, select: str, seq: str, batch_rows: int) -> Iterator[list[dict]]:
-    """Rows of a temp table numbered by `seq`, a batch at a time, each batch fully read before the
-    caller writes on the same connection (DuckDB allows one open result per connection)."""
+def _batches(conn: duckdb.DuckDBPyConnection, select: str, seq: str, batch_rows: int) -> Iterator[dict[str, list]]:
+    """Rows of a temp table numbered by `seq`, a batch at a time, as Python lists by column name, each
+    batch fully read before the caller writes on the same connection (DuckDB allows one open result
+    per connection)."""
     start = 1
     while True:
-        rows = conn.execute(f"{select} WHERE {seq} BETWEEN ? AND ? ORDER BY {seq}", [start, start + batch_rows - 1]).to_arrow_table()
-        if rows.num_rows == 0:
+        # `sql(...).to_arrow_table()`, not `execute(...).to_arrow_table()`: the latter copies the rows once more.
+        table = conn.sql(f"{select} WHERE {seq} BETWEEN ? AND ? ORDER BY {seq}", params=[start, start + batch_rows - 1]).to_arrow_table()
+        if table.num_rows == 0:
             return
-        yield rows.to_pylist()
+        yield {name: _python_values(table.column(name)) for name in table.column_names}
         start += batch_rows
 
 
-def _victim_row(victim: Victim, row: dict) -> tuple:
-    values = [getattr(victim, name) for name in _VICTIM_MODEL_FIELDS]
-    values = [list(v) if isinstance(v, tuple) else v for v in values]
-    index = VICTIM_COLUMNS.index("position")
-    values[index:index] = [row["position"], row["payload_sha256"]]
-    return tuple(values)
+def _python_values(column: pa.ChunkedArray) -> list:
+    """`column.to_pylist()`. Dates and timestamps (first_seen, last_seen, days: few distinct values, and
+    converting each one costs) are converted once per distinct value: the same objects, much faster."""
+    if not (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
+        return column.to_pylist()
+    encoded = column.combine_chunks().dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+
+
+def _victim_columns(victims: list[Victim], kept: list[int], batch: dict[str, list]) -> dict[str, list]:
+    """The `dep_victims` rows of `victims`, by column; position and payload_sha256 come from the batch."""
+    columns: dict[str, list] = {}
+    for name in VICTIM_COLUMNS:
+        if name in ("position", "payload_sha256"):
+            source = batch[name]
+            columns[name] = [source[i] for i in kept]
+        elif name in _TUPLE_FIELDS:
+            columns[name] = [list(v) for v in map(attrgetter(name), victims)]
+        else:
+            columns[name] = list(map(attrgetter(name), victims))
+    return columns
 
 
 def _quarantine_row(result: Quarantined, row: dict, dataset: str) -> tuple:
@@ -196,12 +229,20 @@ def _insert(conn: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...
     if not rows:
         return
     arrays = list(zip(*rows, strict=True))
-    frame = pa.table({name: list(values) for name, values in zip(columns, arrays, strict=True)})
-    conn.register("incoming_rows", frame)
-    try:
-        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming_rows")
-    finally:
-        conn.unregister("incoming_rows")
+    _insert_columns(conn, table, {name: list(values) for name, values in zip(columns, arrays, strict=True)})
+
+
+def _insert_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> None:
+    """Append rows given as equal-length lists by column name."""
+    if not columns or not next(iter(columns.values())):
+        return
+    # Read by DuckDB's replacement scan of this local variable, not through `conn.register()`: inside
+    # an open transaction a registered object stays referenced until the transaction ends, even after
+    # `unregister()` (duckdb-python issue 469), so a whole-history run kept every batch's Arrow copy
+    # (all the bundles' text, once more) in memory until COMMIT.
+    dep_incoming_rows = pa.table(columns)  # noqa: F841 (read by the SQL below)
+    names = ", ".join(columns)
+    conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dep_incoming_rows")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,6 +255,22 @@ class BundlesOutcome:
     skipped: int = 0  # placeholders skipped by DEP_SKIP_EMPTY_VICTIM
     objects: int = 0
     moved_from: set[date] = field(default_factory=set)
+
+
+def _victims_from_columns(batch: dict[str, list]) -> Iterator[Victim]:
+    """`victims_from_rows` for a batch by column: the same Victims."""
+    columns = []
+    for name in _VICTIM_MODEL_FIELDS:
+        values = batch[name]
+        if name in _TUPLE_FIELDS:
+            values = [tuple(v or ()) for v in values]
+        columns.append(values)
+    if _VICTIM_POSITIONAL:
+        for values in zip(*columns, strict=True):
+            yield Victim(*values)
+    else:
+        for values in zip(*columns, strict=True):
+            yield Victim(**dict(zip(_VICTIM_MODEL_FIELDS, values, strict=True)))
 
 
 def victims_from_rows(rows: list[dict]) -> Iterator[Victim]:
@@ -270,31 +327,36 @@ def build_bundles(
         batches = _batches(conn, "SELECT * FROM to_map", "seq", batch_rows)
         primary_id = report_id if mapper.options.primary_object == "report" else incident_id
         mapped_at = datetime.now(UTC)
-        for rows in batches:
-            out = []
-            for victim in victims_from_rows(rows):
+        for batch in batches:
+            days, hashids, bundle_ids, primary_ids, texts, object_counts, digests = [], [], [], [], [], [], []
+            for victim in _victims_from_columns(batch):
                 text = mapper.map_json(victim)
                 if text is None:
                     outcome.skipped += 1
                     continue
-                object_count = _object_count(text)
-                out.append(
+                days.append(victim.announcement_date)
+                hashids.append(victim.hashid)
+                bundle_ids.append(_bundle_id(text))
+                primary_ids.append(primary_id(victim.hashid))
+                texts.append(text)
+                object_counts.append(_object_count(text))
+                digests.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+            count = len(texts)
+            columns = dict(
+                zip(
+                    BUNDLE_COLUMNS,
                     (
-                        dataset,
-                        victim.announcement_date,
-                        victim.hashid,
-                        _bundle_id(text),
-                        primary_id(victim.hashid),
-                        text,
-                        object_count,
-                        hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                        mapping_version,
-                        mapped_at,
-                    )
+                        [dataset] * count, days, hashids, bundle_ids, primary_ids, texts, object_counts, digests,
+                        [mapping_version] * count, [mapped_at] * count,
+                    ),  # fmt: skip
+                    strict=True,
                 )
-                outcome.objects += object_count
-            _insert(conn, "stix_bundles", BUNDLE_COLUMNS, out)
-            outcome.bundles += len(out)
+            )
+            del texts  # the batch's text lives in `columns` until inserted, then goes
+            _insert_columns(conn, "stix_bundles", columns)
+            del columns
+            outcome.bundles += count
+            outcome.objects += sum(object_counts)
         conn.execute("DROP TABLE to_map")
         conn.execute("COMMIT")
     except Exception:
