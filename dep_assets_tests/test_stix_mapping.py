@@ -625,6 +625,37 @@ def test_default_mapping_equals_the_connector(index: int) -> None:
     assert incident["first_seen"] == victim.announcement_date.isoformat() + "T00:00:00Z"
 
 
+EDGE_VARIANTS = {
+    "empty title": ({"annTitle": ""}, {"title": ""}),
+    "site equals the leak link": (
+        {"site": "http://leak20exampleonion.onion/post/2", "annLink": "http://leak20exampleonion.onion/post/2"},
+        {"site": "http://leak20exampleonion.onion/post/2", "leak_link": "http://leak20exampleonion.onion/post/2"},
+    ),
+    "site with scheme, no link": (
+        {"site": "http://acme.example/x", "annLink": None},
+        {"site": "http://acme.example/x", "leak_link": None},
+    ),
+    "empty link": ({"annLink": "", "site": "acme.example"}, {"leak_link": "", "site": "acme.example"}),
+    "empty description": ({"annDescription": ""}, {"description": ""}),
+    "empty revenue and sector": ({"revenue": "", "sector": ""}, {"revenue": "", "sector_given": ""}),
+    "revenue only": ({"revenue": "$1B", "sector": None}, {"revenue": "$1B", "sector_given": None}),
+    "no victim domain, no site": (
+        {"victimDomain": None, "site": None},
+        {"victim_domain": None, "victim_domain_given": None, "site": None},
+    ),
+    "SHA-1 hashid": ({"hashid": " " + "AB" * 20}, {"hashid": "ab" * 20}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(EDGE_VARIANTS))
+def test_edge_variants_equal_the_connector(variant: str) -> None:
+    raw_changes, victim_changes = EDGE_VARIANTS[variant]
+    expected = connector_objects(dict(RAW[1], **raw_changes))
+    ours = map_victim(replace(SAMPLE_VICTIMS[1], **victim_changes))
+    assert expected is not None and ours is not None
+    assert [_strip_timestamps(obj) for obj in ours["objects"]] == [_strip_timestamps(obj) for obj in expected]
+
+
 def test_unknown_announcement_types_are_labelled() -> None:
     bundle = map_victim(SAMPLE_VICTIMS[0])
     incident = next(obj for obj in bundle["objects"] if obj["type"] == "incident")  # type: ignore[index]
@@ -1136,10 +1167,18 @@ def test_same_input_is_byte_identical() -> None:
             first = map_victim(victim, options)
             second = map_victim(victim, replace(options))  # equal options, another instance
             assert first == second
+            mapper = StixMapper(options)
+            assert mapper(victim) == mapper.map(victim) == first
+            assert mapper.map_json(victim) == map_victim_json(victim, options)
             if first is not None:
                 assert serialize_bundle(first) == serialize_bundle(second)  # type: ignore[arg-type]
                 assert serialize_bundle(first) == map_victim_json(victim, options)
                 assert first["id"].startswith("bundle--") and first["id"][22] == "5"  # uuid5
+
+
+def test_map_victim_rejects_other_options() -> None:
+    with pytest.raises(TypeError, match="MappingOptions"):
+        map_victim(SAMPLE_VICTIMS[1], {"confidence": 70})  # type: ignore[arg-type]
 
 
 def test_serialization_format() -> None:

@@ -4,6 +4,7 @@ GraphQL API the UI uses, run by the daemon as one single run, landing in the arc
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,6 +87,28 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         log.close()
 
 
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+def render(url: str, tmp_path: Path) -> str:
+    """The page's DOM after the Dagster UI's JavaScript ran, in a real headless Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    completed = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000",
+         "--window-size=1400,1000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout
+
+
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
     response.raise_for_status()
@@ -94,7 +117,7 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def test_a_backfill_launched_from_the_ui_api_runs_as_one_run(dagster_dev):
+def test_a_backfill_launched_from_the_ui_api_runs_as_one_run(dagster_dev, tmp_path):
     url, env = dagster_dev
     nodes = {tuple(n["assetKey"]["path"]): n for n in graphql(url, ASSETS)["assetNodes"]}
     assert set(nodes) == {("dep_announcements_raw",), ("dep_victims",), ("dep_stix_bundles",)}
@@ -128,3 +151,11 @@ def test_a_backfill_launched_from_the_ui_api_runs_as_one_run(dagster_dev):
         assert conn.execute("SELECT count(*) FROM raw_fetches").fetchall() == [(6,)]
         assert conn.execute("SELECT count(*) FROM dep_victims").fetchall() == [(31,)]
         assert conn.execute("SELECT count(DISTINCT day) FROM stix_bundles").fetchall() == [(6,)]
+
+    # The UI shows the asset with the materialization's metadata and its job and schedule.
+    page = render(f"{url}/assets/dep_announcements_raw", tmp_path)
+    for text in ("dep_announcements_raw", "new_hashids", "known_hashids", "records_without_hashid", "dep_archive_job"):
+        assert text in page, text
+    checks = render(f"{url}/assets/dep_victims?view=checks", tmp_path)
+    for text in ("hashid_unique_per_dataset", "every_raw_record_accounted_for", "quarantine_share_below_threshold"):
+        assert text in checks, text

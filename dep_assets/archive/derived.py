@@ -236,13 +236,13 @@ def _insert_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[s
     """Append rows given as equal-length lists by column name."""
     if not columns or not next(iter(columns.values())):
         return
-    # Read by DuckDB's replacement scan of this local variable, not through `conn.register()`: inside
-    # an open transaction a registered object stays referenced until the transaction ends, even after
-    # `unregister()` (duckdb-python issue 469), so a whole-history run kept every batch's Arrow copy
-    # (all the bundles' text, once more) in memory until COMMIT.
-    dep_incoming_rows = pa.table(columns)  # noqa: F841 (read by the SQL below)
+    # Through a relation, not `conn.register()`: inside an open transaction a registered object stays
+    # referenced until the transaction ends, even after `unregister()` (duckdb-python issue 469), so a
+    # whole-history run kept every batch's Arrow copy (all the bundles' text, once more) until COMMIT.
     names = ", ".join(columns)
-    conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dep_incoming_rows")
+    conn.from_arrow(pa.table(columns)).query(
+        "incoming_rows", f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming_rows"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -757,7 +757,7 @@ class StixMapper:
                     label_set.add("dep:announcement-type:" + data_type.lower())
             if self._dataset_label and victim.dataset:
                 label_set.add("dep:dataset:" + victim.dataset)
-            primary_labels = list(label_set)
+            primary_labels = sorted(label_set)
         else:
             primary_labels = [LABEL]
         primary_ref: dict[str, str] | None = {"source_name": "dep"}
