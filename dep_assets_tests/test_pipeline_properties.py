@@ -79,3 +79,30 @@ def test_any_body_is_archived_whole_and_every_record_is_accounted_for(items, opt
         assert bundles.bundles + bundles.skipped == outcome.victims
         for (text,) in conn.execute("SELECT bundle FROM stix_bundles").fetchall():
             stix2.parse(text, allow_custom=True)
+
+
+def _derive(batch_rows: int) -> tuple[list, list, list]:
+    from dep_assets.dep_client import RecordedSource
+    from dep_assets_tests.conftest import SAMPLE_DIR
+
+    source = RecordedSource(SAMPLE_DIR)
+    mapper = StixMapper()
+    with duckdb.connect(":memory:") as conn:
+        migrate(conn)
+        for day in source.available_days("ext"):
+            archive_response(conn, source.fetch_day("ext", day))
+        days = source.available_days("ext")
+        build_victims(conn, "ext", days, batch_rows=batch_rows)
+        build_bundles(conn, "ext", days, mapper, mapper.fingerprint, batch_rows=batch_rows)
+        columns = "* EXCLUDE (first_seen, last_seen)"
+        return (
+            conn.execute(f"SELECT {columns} FROM dep_victims ORDER BY hashid").fetchall(),
+            conn.execute("SELECT * FROM dep_quarantine ORDER BY identity").fetchall(),
+            conn.execute("SELECT * EXCLUDE (mapped_at) FROM stix_bundles ORDER BY hashid").fetchall(),
+        )
+
+
+def test_small_batches_give_exactly_the_same_tables():
+    one_batch = _derive(20_000)
+    assert len(one_batch[0]) == 31 and len(one_batch[1]) == 3 and len(one_batch[2]) == 30
+    assert _derive(3) == one_batch

@@ -1054,10 +1054,10 @@ _DEFAULT_OPTIONS = MappingOptions()
 def _mapper_for(options: MappingOptions | None) -> StixMapper:
     if options is None:
         options = _DEFAULT_OPTIONS
+    elif not isinstance(options, MappingOptions):
+        raise TypeError(f"options must be MappingOptions, got {type(options).__name__}")
     mapper = _MAPPERS.get(options)
     if mapper is None:
-        if not isinstance(options, MappingOptions):
-            raise TypeError(f"options must be MappingOptions, got {type(options).__name__}")
         mapper = _MAPPERS[options] = StixMapper(options)
     return mapper
 
