@@ -25,5 +25,9 @@ test: install
 dev: install
 	$(BIN)/python -m dep_assets.cli dev --port $(PORT)
 
+# Replay speed and memory on a synthetic 100,000-announcement archive; the last line is JSON.
+bench: install
+	$(BIN)/python -m dep_assets.bench
+
 clean:
 	rm -rf .dagster_home data/*.duckdb data/*.duckdb.wal data/*.lock

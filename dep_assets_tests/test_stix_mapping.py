@@ -49,10 +49,24 @@ from dep_assets.stix_mapping import (
 )
 from dep_assets.stix_mapping.mapper import ISO_COUNTRY_CODES
 
-SAMPLE = Path("/work/shared/samples/privlist-ext-sample.json")
-if not SAMPLE.exists():  # the copy CI lays beside the clone
-    SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "privlist-ext-sample.json"
-RAW = json.loads(SAMPLE.read_text(encoding="utf-8"))
+def _load_sample() -> list[dict[str, Any]]:
+    """shared/samples/privlist-ext-sample.json (beside the clone, as CI lays it, or /work/shared);
+    else the repository's data/sample/ext, whose days begin with the same 30 records."""
+    root = Path(__file__).resolve().parents[1]
+    for path in (
+        root.parent / "shared" / "samples" / "privlist-ext-sample.json",
+        Path("/work/shared/samples/privlist-ext-sample.json"),
+    ):
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))
+    records: list[dict[str, Any]] = []
+    for path in sorted((root / "data" / "sample" / "ext").glob("*.json")):
+        records += json.loads(path.read_text(encoding="utf-8"))
+    return records[:30]
+
+
+RAW = _load_sample()
+assert len(RAW) == 30 and RAW[17]["victim"] == "N/A "
 
 TIMESTAMPS = frozenset({"created", "modified", "valid_from"})  # ours are deterministic by design
 

@@ -83,7 +83,7 @@ __all__ = [
 
 OPENCTI_NAMESPACE = UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # pycti's uuid5 namespace
 # Our own namespace for bundle ids (bundle ids are never stored by OpenCTI; they only need to be stable).
-BUNDLE_NAMESPACE = UUID("5d3bd1c4-5f0e-5c34-9d1a-6f0b3c1d2e7a")
+BUNDLE_NAMESPACE = UUID("5d3bd1c4-5f0e-5c34-9d1a-6f0b3c1d2e7a")  # a fixed constant; never change it
 
 AUTHOR_NAME = "DigIntLab"
 AUTHOR_ID = "identity--b78b3c4f-7b75-5a00-81c0-b76d4124b2ab"  # Identity.generate_id("DigIntLab", "organization")
