@@ -16,6 +16,11 @@ the replay path; archiving is not part of it), peak RSS per process. The last li
 JSON object (records, records_per_s, peak_rss_mb, ...).
 
 Usage: python -m dep_assets.bench [--records N] [--days D] [--workdir DIR] [--seed S] [--no-double]
+                                  [--profile FILE] [--duckdb-memory-limit SIZE]
+`--profile` writes a cProfile of the main replay; `--duckdb-memory-limit 1GB` is a what-if: the
+replay's connection gets that DuckDB `memory_limit` instead of the archive's default
+(DEP_ARCHIVE_MEMORY_LIMIT). The replay uses the transform workers the assets use (one per CPU); its
+peak RSS counts them.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 DATASET = "ext"
 FIRST_DAY = date(2025, 1, 1)  # day index 0; fixed, so the archive is the same for the same seed
@@ -243,6 +248,58 @@ def synthetic_days(seed: int, records: int, days: int, start: int, stop: int) ->
             yield day, items
 
 
+def count_quirks(items: list, seen: dict[str, str], counts: dict[str, int]) -> None:
+    """Tally the quirks of one day's items into `counts` (`seen`: hashid key -> date, across days)."""
+    for item in items:
+        if not isinstance(item, dict):
+            counts["not an object"] = counts.get("not an object", 0) + 1
+            continue
+        found = []
+        hashid = item.get("hashid")
+        if hashid is None:
+            found.append("null hashid")
+        else:
+            key = hashid.strip().lower()
+            if hashid != key:
+                found.append("padded upper-case hashid")
+            if len(key) != 64:
+                found.append(f"{len(key)}-char hashid")
+            if key in seen:
+                found.append("re-dated" if seen[key] != item["date"] else "updated, same date")
+            seen[key] = item["date"]
+        link = item.get("annLink") or ""
+        if link.startswith(("https//", "http//")):
+            found.append("https// or http// link")
+        description = item.get("annDescription") or ""
+        if "%" in description and description != unquote(description):
+            found.append("URL-encoded description")
+        if len(description) > 1000:
+            found.append("description > 1000 chars")
+        if (item.get("victim") or "").strip().lower() in ("", "n/a", "none"):
+            found.append("placeholder victim")
+        if item.get("actor") in _GENERIC_ACTORS:
+            found.append("generic actor")
+        if (item.get("sector") or "").strip().lower() in ("", "n/a", "none"):
+            found.append("n/a sector")
+        if (item.get("country") or "").strip().lower() in ("", "n/a", "none"):
+            found.append("n/a country")
+        if "victimDomain" not in item:
+            found.append("no victimDomain")
+        if "://" in (item.get("site") or ""):
+            found.append("site as URL")
+        types = item.get("annDataTypes")
+        if types is None:
+            found.append("null annDataTypes")
+        elif any(t not in _KNOWN_TYPES for t in types):
+            found.append("unknown annDataType")
+        if "victimCC" in item:
+            found.append("extended fields")
+        if "leakSize" in item:
+            found.append("unknown field")
+        for quirk in found:
+            counts[quirk] = counts.get(quirk, 0) + 1
+
+
 # --------------------------------------------------------------------------------------------------
 # Child processes: one measurement each
 # --------------------------------------------------------------------------------------------------
@@ -250,6 +307,8 @@ def synthetic_days(seed: int, records: int, days: int, start: int, stop: int) ->
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
 
 
 def _vm_hwm_mb() -> float | None:
@@ -270,6 +329,8 @@ def child_archive(db: Path, seed: int, records: int, days: int, start: int, stop
 
     generate_s = serialize_s = ingest_s = 0.0
     items_total = body_bytes = 0
+    seen: dict[str, str] = {}
+    quirks: dict[str, int] = {}
     with Archive(db).writer() as conn:
         days_iter = synthetic_days(seed, records, days, start, stop)
         while True:
@@ -278,6 +339,7 @@ def child_archive(db: Path, seed: int, records: int, days: int, start: int, stop
                 day, items = next(days_iter)
             except StopIteration:
                 break
+            count_quirks(items, seen, quirks)
             generated = time.perf_counter()
             body = json.dumps(items, ensure_ascii=False).encode("utf-8")  # as DEP sends it
             serialized = time.perf_counter()
@@ -309,6 +371,7 @@ def child_archive(db: Path, seed: int, records: int, days: int, start: int, stop
         "records": items_total,
         "fetches": stop - start,
         "body_mb": round(body_bytes / 2**20, 1),
+        "quirks": dict(sorted(quirks.items(), key=lambda kv: -kv[1])),
         "generate_s": round(generate_s, 3),
         "serialize_s": round(serialize_s, 3),
         "archive_s": round(ingest_s, 3),
@@ -320,8 +383,8 @@ def child_archive(db: Path, seed: int, records: int, days: int, start: int, stop
 def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | None = None) -> dict:
     """Replay all days: `build_victims` then `build_bundles`, exactly as the two assets call them.
 
-    `memory_limit` (a what-if, off by default): DuckDB's `memory_limit` on the replay's connection.
-    The assets do not set it, so DuckDB may use 80% of RAM, caching whatever it touched."""
+    `memory_limit`: DuckDB's `memory_limit` for the replay's connection, instead of the archive's
+    default (DEP_ARCHIVE_MEMORY_LIMIT's default, as the assets run)."""
     import duckdb  # noqa: F401  (imported before the baseline, like the assets' process has it)
 
     from dep_assets.archive import Archive
@@ -337,7 +400,7 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
 
         profiler = cProfile.Profile()
     with Archive(db).writer() as conn:
-        if memory_limit:
+        if memory_limit:  # a what-if: the writer already set the archive's default cap
             conn.execute(f"SET memory_limit = '{memory_limit}'")
         raw_records, announcements = conn.execute(
             "SELECT count(*), count(DISTINCT coalesce(hashid_key, 'sha256:' || payload_sha256)) "
@@ -376,7 +439,14 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
         "stix_s": round(stix_done - victims_done, 3),
         "baseline_rss_mb": round(baseline, 1),
         "peak_rss_after_victims_mb": round(after_victims, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        # An upper bound of the replay's total: this process's peak plus each worker at the largest
+        # worker peak (the workers run beside it; each reports its own VmHWM).
+        "main_peak_rss_mb": round(_peak_rss_mb(), 1),
+        "workers": max(victims.workers, bundles.workers),
+        "worker_peak_rss_mb": round(max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb), 1),
+        "peak_rss_mb": round(
+            _peak_rss_mb() + max(victims.workers, bundles.workers) * max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb), 1
+        ),
         "vm_hwm_mb": _vm_hwm_mb(),
         "duckdb_memory_limit": memory_limit,
     }
@@ -471,9 +541,13 @@ def _report(
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")  # fmt: skip
     if derive["duckdb_memory_limit"]:
         print(f"WHAT-IF: DuckDB memory_limit = {derive['duckdb_memory_limit']} on the replay connection "
-              "(the assets do not set it)")  # fmt: skip
+              "(instead of DEP_ARCHIVE_MEMORY_LIMIT's default)")  # fmt: skip
     print(f"(generating the announcements took {archive['generate_s']:.1f}s and serializing the bodies "
-          f"{archive['serialize_s']:.1f}s ({archive['body_mb']} MB): not counted below)\n")  # fmt: skip
+          f"{archive['serialize_s']:.1f}s ({archive['body_mb']} MB): not counted below)")  # fmt: skip
+    print("quirks (records with each): " + ", ".join(
+        f"{name} {count / archive['records']:.{1 if count * 100 >= archive['records'] else 2}%}"
+        for name, count in archive["quirks"].items()))  # fmt: skip
+    print()
     print(f"{'stage':<38}{'records':>10}{'seconds':>10}{'records/s':>12}{'peak RSS MB':>13}")
     for name, count, seconds, rss in rows:
         print(f"{name:<38}{count:>10,}{seconds:>10.2f}{_rate(count, seconds):>12,.0f}{rss:>13.0f}")
@@ -483,7 +557,9 @@ def _report(
         f"{derive['quarantine_reasons']}, {derive['bundles']:,} bundles ({derive['objects']:,} objects, "
         f"{derive['skipped']:,} placeholder victims skipped)"
     )
-    print(f"replay process: {derive['baseline_rss_mb']:.0f} MB after imports, peak {derive['peak_rss_mb']:.0f} MB")
+    print(f"replay process: {derive['baseline_rss_mb']:.0f} MB after imports, peak {derive['main_peak_rss_mb']:.0f} MB; "
+          f"{derive['workers']} transform workers, each at most {derive['worker_peak_rss_mb']:.0f} MB: "
+          f"{derive['peak_rss_mb']:.0f} MB in all at most")  # fmt: skip
     print(f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after, on {os.cpu_count()} CPUs: "
           "other work on the machine slows every figure above")  # fmt: skip
     if double:

@@ -39,7 +39,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         retry_base_delay_seconds=settings.retry_base_delay_seconds,
     )
     archive = DuckDBArchiveResource(
-        path=str(settings.archive_path), lock_timeout_seconds=settings.archive_lock_timeout_seconds
+        path=str(settings.archive_path),
+        lock_timeout_seconds=settings.archive_lock_timeout_seconds,
+        memory_limit=settings.archive_memory_limit,
+        transform_workers=settings.transform_workers,
     )
     assets = [
         build_dep_announcements_raw(partitions),

@@ -11,6 +11,7 @@ metadata or the archive. Loading settings never needs a credential.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -56,7 +57,9 @@ class Settings:
     # Archive
     archive_path: Path = field(default_factory=lambda: Path(DEFAULT_ARCHIVE_PATH).absolute())
     archive_lock_timeout_seconds: float = 600.0  # DEP_ARCHIVE_LOCK_TIMEOUT
+    archive_memory_limit: str = "512MB"  # DEP_ARCHIVE_MEMORY_LIMIT: DuckDB's memory cap for writers
     quarantine_max_share: float = 0.10  # DEP_QUARANTINE_MAX_SHARE: the asset check warns above it
+    transform_workers: int = 0  # DEP_TRANSFORM_WORKERS: processes for normalization/mapping; 0 = one per CPU
 
     # STIX mapping (connector defaults)
     confidence: int = 70  # DEP_CONFIDENCE
@@ -123,7 +126,9 @@ class Settings:
         # Relative to the working directory the code location runs in (the repository for `make dev`).
         values["archive_path"] = Path(env.text("DEP_ARCHIVE_PATH") or DEFAULT_ARCHIVE_PATH).expanduser().absolute()
         values["archive_lock_timeout_seconds"] = env.number("DEP_ARCHIVE_LOCK_TIMEOUT", 600.0, minimum=0)
+        values["archive_memory_limit"] = env.memory_size("DEP_ARCHIVE_MEMORY_LIMIT", "512MB")
         values["quarantine_max_share"] = env.number("DEP_QUARANTINE_MAX_SHARE", 0.10, minimum=0)
+        values["transform_workers"] = env.integer("DEP_TRANSFORM_WORKERS", 0, minimum=0)
         values["confidence"] = env.integer("DEP_CONFIDENCE", 70, minimum=0, maximum=100)
         values["enable_site_indicator"] = env.boolean("DEP_ENABLE_SITE_INDICATOR", True)
         values["enable_hash_indicator"] = env.boolean("DEP_ENABLE_HASH_INDICATOR", True)
@@ -229,6 +234,13 @@ class _Env:
         except ValueError:
             self.errors.append(f"{name}={value!r} must be a date as YYYY-MM-DD")
             return default
+
+    def memory_size(self, name: str, default: str) -> str:
+        value = (self.text(name) or default).replace(" ", "")
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
+            self.errors.append(f"{name}={value!r} must be a size such as 512MB or 2GB")
+            return default
+        return value
 
     def datasets(self) -> tuple[str, ...]:
         # DEP_DSETS (ours, a comma list) wins over the connector's single DEP_DSET.

@@ -38,9 +38,19 @@ class ArchiveLockedError(RuntimeError):
 
 
 class Archive:
-    def __init__(self, path: Path, *, lock_timeout: float = 600.0, snapshot_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lock_timeout: float = 600.0,
+        memory_limit: str | None = "512MB",
+        snapshot_path: Path | None = None,
+    ) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        # DuckDB would otherwise keep up to 80% of RAM as cache and transaction buffers, growing with
+        # the history a run touches; above the cap it spills to `<archive>.tmp/`.
+        self.memory_limit = memory_limit
         self.snapshot_path = snapshot_path or self.path.with_name(self.path.stem + ".snapshot.duckdb")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
@@ -91,6 +101,8 @@ class Archive:
         with self._process_lock():
             conn = self._open(time.monotonic() + self.lock_timeout)
             try:
+                if self.memory_limit:
+                    conn.execute(f"SET memory_limit = '{self.memory_limit}'")
                 migrate(conn)
                 yield conn
             finally:

@@ -86,7 +86,7 @@ def normalize_partitions(
     accounted: list[str] = []
     with store.writer() as conn:
         for dataset, days in _days_by_dataset(context).items():
-            outcome = build_victims(conn, dataset, days, on_quarantine=context.log.warning)
+            outcome = build_victims(conn, dataset, days, workers=archive.workers, on_quarantine=context.log.warning)
             totals["victims"] += outcome.victims
             totals["quarantined"] += outcome.quarantined
             totals["placeholders"] += outcome.placeholders
@@ -176,7 +176,7 @@ def build_dep_stix_bundles(partitions_def: dg.PartitionsDefinition, options: Map
         bundles = skipped = objects = 0
         with store.writer() as conn:
             for dataset, days in _days_by_dataset(context).items():
-                outcome = build_bundles(conn, dataset, days, mapper, mapping_version)
+                outcome = build_bundles(conn, dataset, days, mapper, mapping_version, workers=archive.workers)
                 bundles += outcome.bundles
                 skipped += outcome.skipped
                 objects += outcome.objects

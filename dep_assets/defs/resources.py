@@ -93,6 +93,12 @@ class DuckDBArchiveResource(dg.ConfigurableResource):
 
     path: str
     lock_timeout_seconds: float = 600.0
+    memory_limit: str = "512MB"
+    transform_workers: int = 0  # 0: one worker process per CPU
 
     def get_archive(self) -> Archive:
-        return Archive(Path(self.path), lock_timeout=self.lock_timeout_seconds)
+        return Archive(Path(self.path), lock_timeout=self.lock_timeout_seconds, memory_limit=self.memory_limit)
+
+    @property
+    def workers(self) -> int | None:
+        return self.transform_workers or None
