@@ -8,10 +8,8 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import dagster as dg
-import pytest
 import stix2
 
 from dep_assets.definitions import build_definitions

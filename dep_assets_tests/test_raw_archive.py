@@ -16,7 +16,6 @@ import duckdb
 import pytest
 
 from dep_assets.archive import LATEST_VERSION, Archive
-from dep_assets.definitions import build_definitions
 from dep_assets.settings import Settings
 from dep_assets_tests.conftest import (
     API_KEY,
@@ -28,7 +27,6 @@ from dep_assets_tests.conftest import (
     run_dagster,
     sample_records,
 )
-from dep_assets_tests.standins.dep_server import DepServer
 
 def test_archive_holds_each_record_byte_identical_to_what_dep_sent(instance, use_env, served_sample):
     materialize(instance, "ext|2026-03-01")

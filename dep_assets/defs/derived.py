@@ -16,6 +16,7 @@ from dep_assets.stix_mapping import MappingOptions, StixMapper
 UNIQUE_HASHID_CHECK = "hashid_unique_per_dataset"
 ACCOUNTED_CHECK = "every_raw_record_accounted_for"
 QUARANTINE_SHARE_CHECK = "quarantine_share_below_threshold"
+MOVED = "an announcement moved from this day to a day of this run (DEP re-dated it)"
 
 # Distinct announcements filed on each day, straight from the raw tables: the check recomputes it
 # independently of the Python that built the derived tables.
@@ -93,7 +94,7 @@ def normalize_partitions(
             for code, count in outcome.reasons.items():
                 reasons[code] = reasons.get(code, 0) + count
             samples += outcome.quarantine_samples
-            _record_moves(context, dataset, outcome.moved_from, "an announcement moved to a day of this run")
+            _record_moves(context, dataset, outcome.moved_from, MOVED)
             accounted += _accounting_mismatches(conn, dataset, days)
         duplicates = conn.execute(
             "SELECT dataset, hashid, count(*) FROM dep_victims GROUP BY ALL HAVING count(*) > 1 LIMIT 10"
@@ -180,7 +181,7 @@ def build_dep_stix_bundles(partitions_def: dg.PartitionsDefinition, options: Map
                 bundles += outcome.bundles
                 skipped += outcome.skipped
                 objects += outcome.objects
-                _record_moves(context, dataset, outcome.moved_from, "an announcement moved to a day of this run")
+                _record_moves(context, dataset, outcome.moved_from, MOVED)
         store.publish_snapshot()
         context.log.info(f"mapped {bundles} bundles ({objects} objects), skipped {skipped} placeholder victims")
         return dg.MaterializeResult(
