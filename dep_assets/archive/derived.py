@@ -30,6 +30,7 @@ from operator import attrgetter
 import duckdb
 import pyarrow as pa
 
+from dep_assets.archive.sql import transaction
 from dep_assets.normalize import Victim, normalize_record
 from dep_assets.stix_mapping import MappingOptions, StixMapper, incident_id, report_id
 
@@ -138,8 +139,7 @@ def build_victims(
     """Recompute `dep_victims` and `dep_quarantine` for `days` of `dataset`, in one transaction."""
     params = {"dataset": dataset, "days": _in_days(days)}
     outcome = VictimsOutcome()
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         # What is filed on these days, with its payload, numbered for batching.
         conn.execute(
             "CREATE OR REPLACE TEMP TABLE filed AS "
@@ -189,10 +189,6 @@ def build_victims(
                 if on_quarantine is not None:
                     on_quarantine(line)
         conn.execute("DROP TABLE filed")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return outcome
 
 
@@ -293,8 +289,7 @@ def build_bundles(
     """Recompute `stix_bundles` for `days` of `dataset` from `dep_victims`, in one transaction."""
     params = {"dataset": dataset, "days": _in_days(days)}
     outcome = BundlesOutcome()
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         outcome.moved_from = {
             d
             for (d,) in conn.execute(
@@ -332,10 +327,6 @@ def build_bundles(
             outcome.objects += result.objects
             outcome.worker_peak_rss_mb = max(outcome.worker_peak_rss_mb, result.peak_rss_mb)
         conn.execute("DROP TABLE to_map")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return outcome
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from dep_assets.archive.sql import transaction
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -197,17 +199,12 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             for statement in migration.statements:
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                 [migration.version, migration.description],
             )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(migration.version)
     return applied

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from dep_assets.archive.schema import migrate
+from dep_assets.archive.sql import transaction
 from dep_assets.dep_client.client import DepResponse
 from dep_assets.normalize.keys import hashid_key, record_day, without_surrogates
 
@@ -179,8 +180,7 @@ def archive_response(conn: duckdb.DuckDBPyConnection, response: DepResponse, *, 
     body_sha256 = response.body_sha256
     conn.register("incoming_records", incoming)
     try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             fetch_id = conn.execute("SELECT nextval('raw_fetch_id')").fetchall()[0][0]
             new_payloads = conn.execute(
                 """
@@ -234,10 +234,6 @@ def archive_response(conn: duckdb.DuckDBPyConnection, response: DepResponse, *, 
                     run_id,
                 ],
             )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.unregister("incoming_records")
     return ArchivedFetch(
