@@ -8,8 +8,8 @@ import os
 
 import dagster as dg
 
-from dep_assets.defs.partitions import build_partitions
 from dep_assets.defs.derived import build_dep_stix_bundles, build_dep_victims
+from dep_assets.defs.partitions import build_partitions
 from dep_assets.defs.raw import build_dep_announcements_raw
 from dep_assets.defs.resources import DepApiResource, DuckDBArchiveResource
 from dep_assets.defs.schedules import build_refresh_schedule

@@ -148,13 +148,15 @@ class Settings:
 
     def missing_dep_credentials(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Variables a live DEP fetch needs that are not set (a recorded source needs none)."""
-        if self.uses_recorded_source:
-            return []
         env = os.environ if environ is None else environ
-        missing = [name for name in DEP_SECRET_VARIABLES if not env.get(name, "").strip()]
-        if not self.client_id:
-            missing.append("DEP_CLIENT_ID")
-        return missing
+        return missing_dep_credentials(self.api_endpoint, {**env, "DEP_CLIENT_ID": self.client_id})
+
+
+def missing_dep_credentials(api_endpoint: str, values: Mapping[str, str | None]) -> list[str]:
+    """Which of the DEP variables a live fetch needs are empty in `values`; a file:// endpoint needs none."""
+    if api_endpoint.startswith("file://"):
+        return []
+    return [name for name in (*DEP_SECRET_VARIABLES, "DEP_CLIENT_ID") if not (values.get(name) or "").strip()]
 
 
 class _Env:

@@ -17,7 +17,6 @@ import pytest
 from dep_assets.archive import Archive
 from dep_assets.definitions import build_definitions
 from dep_assets.settings import Settings
-
 from dep_assets_tests.standins.cognito import CognitoStandIn
 from dep_assets_tests.standins.dep_server import DepServer
 
@@ -141,12 +140,18 @@ def served_sample(dep_server: DepServer) -> DepServer:
     return dep_server
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any dep-assets, OpenCTI or Dagster setting, plus `settings`:
+    what a child process gets, so only the test decides its configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEP_", "OPENCTI_", "DAGSTER_"))}
+    return {**env, **settings}
+
+
 def run_dagster(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
     """The real Dagster CLI in a child process, with only the given settings in its environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEP_", "OPENCTI_", "DAGSTER_"))}
     return subprocess.run(
         [sys.executable, "-m", "dagster", *args],
-        env={**clean, **env},
+        env=clean_env(**env),
         cwd=ROOT,
         capture_output=True,
         text=True,

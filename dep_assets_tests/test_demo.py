@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import duckdb
 
-from dep_assets_tests.conftest import ROOT
+from dep_assets_tests.conftest import ROOT, clean_env
 
 
 def test_demo_runs_every_asset_on_the_sample_and_prints_the_archive(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEP_", "OPENCTI_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(tmp_path / "home"), DEP_ARCHIVE_PATH=str(tmp_path / "archive.duckdb"))
+    env = clean_env(DAGSTER_HOME=str(tmp_path / "home"), DEP_ARCHIVE_PATH=str(tmp_path / "archive.duckdb"))
     completed = subprocess.run(
         [sys.executable, "-m", "dep_assets.cli", "demo"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,

@@ -6,7 +6,6 @@ honours a real ``Retry-After: 1``. Fixtures live here (not in conftest.py) on pu
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import random
@@ -45,7 +44,7 @@ from dep_assets.settings import (
     SettingsError,
 )
 from dep_assets_tests.standins.cognito import CognitoStandIn
-from dep_assets_tests.standins.dep_server import DepServer
+from dep_assets_tests.standins.dep_server import DepServer, jwt_claims
 
 API_KEY = "dep-client-test-api-key-Zq81xW"
 DAY = date(2026, 3, 1)
@@ -110,11 +109,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def claims(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -227,7 +221,7 @@ def test_request_parameters_and_headers(dep: DepServer, make_client: Callable[..
     }
     assert request["headers"]["Authorization"] == token
     assert not token.lower().startswith("bearer")
-    assert claims(token)["token_use"] == "id"
+    assert jwt_claims(token)["token_use"] == "id"
     assert request["headers"]["X-Api-Key"] == API_KEY
     assert dep.served[0]["extended"] is True
 
@@ -312,7 +306,7 @@ def test_refresh_before_expiry_with_fake_clock(
 
     client.fetch_day("ext", DAY)
     first = dep.requests[-1]["headers"]["Authorization"]
-    exp = claims(first)["exp"]
+    exp = jwt_claims(first)["exp"]
 
     clock.now = exp - 301  # still more than the margin away: reused
     client.fetch_day("ext", DAY)
@@ -324,7 +318,7 @@ def test_refresh_before_expiry_with_fake_clock(
     second = dep.requests[-1]["headers"]["Authorization"]
     assert (auth.logins, auth.refreshes) == (1, 1)
     assert second != first
-    assert claims(second)["token_use"] == "id"
+    assert jwt_claims(second)["token_use"] == "id"
     assert dep.requests[-1]["status"] == 200
     assert len(response.records) == 2
     flows = [json.loads(s.body)["AuthFlow"] for s in session.sent]
@@ -342,7 +336,7 @@ def test_refused_refresh_falls_back_to_login(
     client.fetch_day("ext", DAY)
     # Sign the user out everywhere: Cognito (moto) then refuses the refresh token.
     cognito._idp.admin_user_global_sign_out(UserPoolId=cognito.user_pool_id, Username=cognito.username)
-    clock.now = claims(dep.requests[-1]["headers"]["Authorization"])["exp"] - 10
+    clock.now = jwt_claims(dep.requests[-1]["headers"]["Authorization"])["exp"] - 10
     client.fetch_day("ext", DAY)
     assert auth.logins == 2
     assert auth.refreshes == 0  # counted only on success

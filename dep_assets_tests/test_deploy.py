@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from dep_assets_tests.conftest import ROOT
+from dep_assets_tests.conftest import ROOT, clean_env
 
 
 def _dockerfile_instruction(name: str) -> str:
@@ -27,8 +27,7 @@ def test_the_image_command_serves_definitions_and_passes_its_health_check(tmp_pa
         port = str(sock.getsockname()[1])
     command[command.index("-p") + 1] = port
     command[command.index("-h") + 1] = "127.0.0.1"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEP_", "OPENCTI_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(tmp_path), DEP_ARCHIVE_PATH=str(tmp_path / "archive.duckdb"))
+    env = clean_env(DAGSTER_HOME=str(tmp_path), DEP_ARCHIVE_PATH=str(tmp_path / "archive.duckdb"))
     server = subprocess.Popen(
         [sys.executable, "-m", *command], env=env, cwd=tmp_path, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -15,7 +15,15 @@ import stix2
 from dep_assets.definitions import build_definitions
 from dep_assets.settings import Settings
 from dep_assets.stix_mapping import bundle_dangling_refs
-from dep_assets_tests.conftest import ALL_ASSETS, DERIVED, RAW, ROOT, materialize, query, sample_records
+from dep_assets_tests.conftest import (
+    ALL_ASSETS,
+    DERIVED,
+    RAW,
+    ROOT,
+    materialize,
+    query,
+    sample_records,
+)
 
 EXT_RANGE = ("ext|2026-03-01", "ext|2026-03-06")
 

@@ -20,6 +20,7 @@ from dep_assets.settings import Settings
 from dep_assets_tests.conftest import (
     API_KEY,
     ROOT,
+    clean_env,
     create_archive,
     failure_text,
     materialize,
@@ -27,6 +28,7 @@ from dep_assets_tests.conftest import (
     run_dagster,
     sample_records,
 )
+
 
 def test_archive_holds_each_record_byte_identical_to_what_dep_sent(instance, use_env, served_sample):
     materialize(instance, "ext|2026-03-01")
@@ -285,7 +287,7 @@ def test_concurrent_runs_and_an_open_analyst_session_all_succeed(use_env, served
             for partition_range in ("ext|2026-03-02...ext|2026-03-04", "prv|2026-03-01...prv|2026-03-03")
         ]
         runs = [
-            subprocess.Popen(c, env={**_base_env(), **use_env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(c, env=clean_env(**use_env), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for c in commands
         ]
         outputs = [r.communicate(timeout=240) for r in runs]
@@ -312,8 +314,3 @@ def test_a_run_waits_for_an_analyst_holding_the_archive_itself(use_env, served_s
     assert time.monotonic() - started >= 2.5
     assert query(use_env, "SELECT count(*) FROM raw_fetches") == [(1,)]
 
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith(("DEP_", "OPENCTI_", "DAGSTER_"))}

@@ -3,7 +3,6 @@ built on them proves the wrong thing."""
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -18,6 +17,7 @@ from dep_assets_tests.standins.dep_server import (
     DATASET_ALIASES,
     DepServer,
     forge_id_token,
+    jwt_claims,
 )
 
 API_KEY = "dep-test-api-key-0123456789"
@@ -41,11 +41,6 @@ FULL_RECORD = {
 def initiate_auth(endpoint: str, client_id: str, flow: str, params: dict[str, str]) -> requests.Response:
     body = {"AuthFlow": flow, "ClientId": client_id, "AuthParameters": params}
     return requests.post(endpoint, headers=LOGIN_HEADERS, data=json.dumps(body), timeout=10)
-
-
-def claims(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +79,13 @@ def fetch(
 # -- Cognito -------------------------------------------------------------------------------------
 
 
-def test_login_returns_tokens_with_cognito_claims(
+def test_login_returns_tokens_with_cognito_jwt_claims(
     cognito: CognitoStandIn, login: dict[str, Any]
 ) -> None:
     assert set(login) == {"IdToken", "AccessToken", "RefreshToken", "ExpiresIn", "TokenType"}
     assert login["ExpiresIn"] == 3600
     assert login["TokenType"] == "Bearer"
-    id_claims = claims(login["IdToken"])
+    id_claims = jwt_claims(login["IdToken"])
     assert id_claims["token_use"] == "id"
     assert id_claims["aud"] == cognito.client_id
     assert id_claims["iss"] == f"https://cognito-idp.eu-west-1.amazonaws.com/{cognito.user_pool_id}"
@@ -99,7 +94,7 @@ def test_login_returns_tokens_with_cognito_claims(
     assert id_claims["auth_time"] == id_claims["iat"]
     assert abs(id_claims["iat"] - time.time()) < 60
     assert {"sub", "jti", "origin_jti"} <= set(id_claims)
-    access_claims = claims(login["AccessToken"])
+    access_claims = jwt_claims(login["AccessToken"])
     assert access_claims["token_use"] == "access"
     assert access_claims["client_id"] == cognito.client_id
     assert "aud" not in access_claims
@@ -143,7 +138,7 @@ def test_refresh_returns_new_tokens_but_no_refresh_token(
     result = response.json()["AuthenticationResult"]
     assert set(result) == {"IdToken", "AccessToken", "ExpiresIn", "TokenType"}
     assert result["IdToken"] != login["IdToken"]
-    assert claims(result["IdToken"])["aud"] == cognito.client_id
+    assert jwt_claims(result["IdToken"])["aud"] == cognito.client_id
     assert fetch(dep, result["IdToken"]).status_code == 200
 
 
@@ -211,7 +206,7 @@ def test_api_key_is_checked_before_the_token(dep: DepServer, login: dict[str, An
 
 
 def test_revocation_by_issue_time(dep: DepServer, login: dict[str, Any]) -> None:
-    iat = claims(login["IdToken"])["iat"]
+    iat = jwt_claims(login["IdToken"])["iat"]
     dep.revoke_tokens_issued_before(iat + 1)
     assert fetch(dep, login["IdToken"]).status_code == 401
     assert fetch(dep, forge_id_token(dep.cognito_client_id, iat=iat + 1)).status_code == 200

@@ -49,6 +49,7 @@ from dep_assets.stix_mapping import (
 )
 from dep_assets.stix_mapping.mapper import ISO_COUNTRY_CODES
 
+
 def _load_sample() -> list[dict[str, Any]]:
     """shared/samples/privlist-ext-sample.json (beside the clone, as CI lays it, or /work/shared);
     else the repository's data/sample/ext, whose days begin with the same 30 records."""

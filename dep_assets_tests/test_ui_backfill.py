@@ -17,7 +17,7 @@ import duckdb
 import pytest
 import requests
 
-from dep_assets_tests.conftest import ROOT, SAMPLE_DIR
+from dep_assets_tests.conftest import ROOT, SAMPLE_DIR, clean_env
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -52,8 +52,7 @@ def _free_port() -> int:
 @pytest.fixture
 def dagster_dev(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEP_", "OPENCTI_", "DAGSTER_"))}
-    env.update(
+    env = clean_env(
         DAGSTER_HOME=str(tmp_path / "home"),
         DEP_ARCHIVE_PATH=str(tmp_path / "archive.duckdb"),
         DEP_API_ENDPOINT=f"file://{SAMPLE_DIR}",

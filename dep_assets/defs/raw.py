@@ -9,7 +9,12 @@ import dagster as dg
 from dep_assets.archive import ArchivedFetch, archive_response
 from dep_assets.defs.partitions import partition_days
 from dep_assets.defs.resources import DepApiResource, DuckDBArchiveResource
-from dep_assets.dep_client import DepAuthError, DepConfigurationError, DepError, DepResponse
+from dep_assets.dep_client import (
+    DepAuthError,
+    DepConfigurationError,
+    DepError,
+    DepResponse,
+)
 
 PREVIEW_RECORDS = 5
 

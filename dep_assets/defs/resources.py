@@ -19,6 +19,7 @@ from dep_assets.dep_client import (
     RecordedSource,
     RetryPolicy,
 )
+from dep_assets.settings import missing_dep_credentials
 
 
 class DepApiResource(dg.ConfigurableResource):
@@ -43,15 +44,15 @@ class DepApiResource(dg.ConfigurableResource):
         return self.api_endpoint.startswith("file://")
 
     def missing_credentials(self) -> list[str]:
-        if self.is_recorded:
-            return []
-        required = {
-            "DEP_USERNAME": self.username,
-            "DEP_PASSWORD": self.password,
-            "DEP_API_KEY": self.api_key,
-            "DEP_CLIENT_ID": self.client_id,
-        }
-        return [name for name, value in required.items() if not (value or "").strip()]
+        return missing_dep_credentials(
+            self.api_endpoint,
+            {
+                "DEP_USERNAME": self.username,
+                "DEP_PASSWORD": self.password,
+                "DEP_API_KEY": self.api_key,
+                "DEP_CLIENT_ID": self.client_id,
+            },
+        )
 
     def source(self, notify: Callable[[str], None] | None = None) -> DepSource:
         if self.is_recorded:

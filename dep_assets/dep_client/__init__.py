@@ -1,7 +1,13 @@
 """The DEP client: plain Python (no Dagster), usable from any script."""
 
 from dep_assets.dep_client.body import RawRecord, split_json_array
-from dep_assets.dep_client.client import DepApiClient, DepResponse, DepSource, RecordedSource, day_window
+from dep_assets.dep_client.client import (
+    DepApiClient,
+    DepResponse,
+    DepSource,
+    RecordedSource,
+    day_window,
+)
 from dep_assets.dep_client.cognito import CognitoAuthenticator
 from dep_assets.dep_client.errors import (
     DepApiKeyError,

@@ -48,8 +48,12 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import date, datetime
 from functools import lru_cache
-from json.encoder import encode_basestring as _json_str  # C implementation, same escaping as JCS
-from json.encoder import encode_basestring_ascii as _s  # C implementation, as serialize_bundle writes
+from json.encoder import (
+    encode_basestring as _json_str,  # C implementation, same escaping as JCS
+)
+from json.encoder import (
+    encode_basestring_ascii as _s,  # C implementation, as serialize_bundle writes
+)
 from typing import Any
 from uuid import NAMESPACE_URL, UUID
 

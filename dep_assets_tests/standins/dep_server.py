@@ -99,6 +99,14 @@ def _b64url_json(segment: str) -> Any:
         return None
 
 
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT (signature not checked), for tests that look inside Cognito's tokens."""
+    claims = _b64url_json(token.split(".")[1])
+    if not isinstance(claims, dict):
+        raise ValueError("not a JWT with a JSON payload")
+    return claims
+
+
 def _b64url(obj: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
