@@ -7,32 +7,30 @@ its payload's SHA-256. Its *latest version* is the one from the most recent fetc
 and it is filed under that version's own date (or, when the date is unreadable, the day of that
 fetch). So each announcement sits on exactly one day, and moves when DEP re-dates it.
 
-How the work is split: DuckDB (reads, deletes, inserts, one transaction) stays in the calling
-process; the per-record Python (JSON parsing, normalization, STIX mapping) runs on batches of a few
-thousand rows, in a pool of worker processes when there is more than one batch. Batches travel as
-Arrow IPC and come back in order, with a bounded number in flight: memory depends on the batch size,
-not on the length of history, and the output is the same, row for row, whatever the worker count.
+How the work is split: this module does the DuckDB side in the calling process, in one transaction
+per call (deletes, inserts); the rows to transform stream out of the archive through a second
+connection as Arrow batches, and the per-record Python runs on them in `dep_assets.transform`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import multiprocessing
-import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from operator import attrgetter
 
 import duckdb
 import pyarrow as pa
 
 from dep_assets.archive.sql import transaction
-from dep_assets.normalize import Victim, normalize_record
-from dep_assets.stix_mapping import MappingOptions, StixMapper, incident_id, report_id
+from dep_assets.stix_mapping import StixMapper
+from dep_assets.transform import (
+    VICTIM_MODEL_FIELDS,
+    InOrder,
+    map_batch,
+    normalize_batch,
+    read_ipc,
+    table_ipc,
+)
 
 # Rows per unit of work: small enough to balance two workers and bound memory (a bundle is ~4 KB of
 # JSON), large enough that DuckDB and Arrow overheads stay small (measured by `make bench`).
@@ -60,25 +58,6 @@ FROM keyed
 GROUP BY identity
 """
 
-VICTIM_COLUMNS = (
-    "dataset", "hashid", "announcement_date", "victim", "victim_normalized", "victim_is_placeholder",
-    "victim_domain", "victim_domain_given", "site", "sector", "sector_given", "actor", "actor_given",
-    "country", "country_given", "victim_country_code", "victim_city", "victim_state", "victim_address",
-    "revenue", "amount", "naics", "data_types", "leak_link", "title", "description", "first_seen",
-    "last_seen", "versions_seen", "fetch_id", "position", "payload_sha256", "extra_fields", "invalid_fields",
-)  # fmt: skip
-_VICTIM_MODEL_FIELDS = tuple(c for c in VICTIM_COLUMNS if c not in ("position", "payload_sha256"))
-# Victim fields holding tuples (data_types, extra_fields, invalid_fields): lists in DuckDB.
-_TUPLE_FIELDS = frozenset(f.name for f in fields(Victim) if str(f.type).startswith("tuple"))
-# Victim(*values) is several times cheaper than Victim(**values); used only while the model's fields
-# start with exactly these, in this order (checked here, once).
-_VICTIM_POSITIONAL = [f.name for f in fields(Victim)][: len(_VICTIM_MODEL_FIELDS)] == list(_VICTIM_MODEL_FIELDS)
-QUARANTINE_COLUMNS = (
-    "dataset", "day", "identity", "hashid", "reason", "reason_code", "fetch_id", "position", "payload_sha256",
-)  # fmt: skip
-
-
-
 @dataclass
 class VictimsOutcome:
     victims: int = 0
@@ -101,23 +80,6 @@ class BundlesOutcome:
     worker_peak_rss_mb: float = 0.0
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def own_peak_rss_mb() -> float:
-    """This process's own high-water RSS (VmHWM), 0 where /proc is not available. Unlike ru_maxrss it
-    does not include what a spawned worker briefly shared with its parent before exec."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _in_days(days: Iterable[date]) -> list[date]:
     return sorted(set(days))
 
@@ -125,6 +87,14 @@ def _in_days(days: Iterable[date]) -> list[date]:
 # ---------------------------------------------------------------------------------------------------
 # dep_victims and dep_quarantine
 # ---------------------------------------------------------------------------------------------------
+
+# What is filed on the days asked for, with its payload, in a stable order (the batches' order).
+_FILED = f"""
+SELECT l.*, p.payload
+FROM ({_LATEST_VERSIONS}) l JOIN raw_payloads p USING (payload_sha256)
+WHERE l.filed_day IN (SELECT unnest($days::DATE[]))
+ORDER BY l.filed_day, l.identity
+"""
 
 
 def build_victims(
@@ -140,12 +110,10 @@ def build_victims(
     params = {"dataset": dataset, "days": _in_days(days)}
     outcome = VictimsOutcome()
     with transaction(conn):
-        # What is filed on these days, with its payload, numbered for batching.
+        # The identities filed on these days: whatever they were filed under before is replaced.
         conn.execute(
-            "CREATE OR REPLACE TEMP TABLE filed AS "
-            "SELECT l.*, p.payload, row_number() OVER (ORDER BY l.filed_day, l.identity) AS seq "
-            f"FROM ({_LATEST_VERSIONS}) l JOIN raw_payloads p USING (payload_sha256) "
-            "WHERE l.filed_day IN (SELECT unnest($days::DATE[]))",
+            "CREATE OR REPLACE TEMP TABLE filed_identities AS SELECT identity "
+            f"FROM ({_LATEST_VERSIONS}) l WHERE l.filed_day IN (SELECT unnest($days::DATE[]))",
             params,
         )
         outcome.moved_from = {
@@ -153,11 +121,11 @@ def build_victims(
             for (d,) in conn.execute(
                 """
                 SELECT DISTINCT announcement_date FROM dep_victims
-                WHERE dataset = $dataset AND hashid IN (SELECT identity FROM filed)
+                WHERE dataset = $dataset AND hashid IN (SELECT identity FROM filed_identities)
                   AND announcement_date NOT IN (SELECT unnest($days::DATE[]))
                 UNION
                 SELECT DISTINCT day FROM dep_quarantine
-                WHERE dataset = $dataset AND identity IN (SELECT identity FROM filed)
+                WHERE dataset = $dataset AND identity IN (SELECT identity FROM filed_identities)
                   AND day NOT IN (SELECT unnest($days::DATE[]))
                 """,
                 params,
@@ -169,12 +137,14 @@ def build_victims(
         ):
             conn.execute(
                 f"DELETE FROM {table} WHERE dataset = $dataset AND ("
-                f"{day_column} IN (SELECT unnest($days::DATE[])) OR {id_column} IN (SELECT identity FROM filed))",
+                f"{day_column} IN (SELECT unnest($days::DATE[])) OR {id_column} IN (SELECT identity FROM filed_identities))",
                 params,
             )
-        batches = _batches(conn, "filed", batch_rows)
-        outcome.workers = _pool_size(conn, "filed", batch_rows, workers)
-        for result in _in_order(normalize_batch, ((dataset, b) for b in batches), outcome.workers):
+        conn.execute("DROP TABLE filed_identities")
+        batches = InOrder(
+            normalize_batch, ((dataset, b) for b in _stream(conn, _FILED, params, batch_rows)), workers
+        )
+        for result in batches:
             _insert_ipc(conn, "dep_victims", result.victims)
             _insert_ipc(conn, "dep_quarantine", result.quarantine)
             outcome.victims += result.victim_count
@@ -188,92 +158,19 @@ def build_victims(
                     outcome.quarantine_samples.append(line)
                 if on_quarantine is not None:
                     on_quarantine(line)
-        conn.execute("DROP TABLE filed")
+        outcome.workers = batches.workers_used
     return outcome
-
-
-@dataclass
-class NormalizedBatch:
-    victims: bytes  # Arrow IPC stream of dep_victims rows
-    quarantine: bytes  # Arrow IPC stream of dep_quarantine rows
-    victim_count: int
-    placeholders: int
-    reasons: dict[str, int]
-    quarantine_lines: list[str]  # "partition, record, reason", one per quarantined record
-    peak_rss_mb: float  # of the process that ran it
-
-
-def normalize_batch(dataset: str, batch: bytes) -> NormalizedBatch:
-    """Normalize one batch of `filed` rows (Arrow IPC): pure Python, runs in a worker process."""
-    rows = _columns(_read_ipc(batch))
-    victims: list[Victim] = []
-    kept: list[int] = []  # each victim's row in the batch
-    quarantine: dict[str, list] = {name: [] for name in QUARANTINE_COLUMNS}
-    reasons: dict[str, int] = {}
-    lines: list[str] = []
-    placeholders = 0
-    for index, (payload, first_seen, last_seen, versions_seen, fetch_id) in enumerate(
-        zip(rows["payload"], rows["first_seen"], rows["last_seen"], rows["versions_seen"], rows["fetch_id"], strict=True)
-    ):
-        result = normalize_record(
-            json.loads(payload),
-            dataset=dataset,
-            first_seen=first_seen,
-            last_seen=last_seen,
-            versions_seen=versions_seen,
-            fetch_id=fetch_id,
-        )
-        if isinstance(result, Victim):
-            victims.append(result)
-            kept.append(index)
-            placeholders += result.victim_is_placeholder
-            continue
-        values = {
-            "dataset": dataset,
-            "day": rows["filed_day"][index],
-            "identity": rows["identity"][index],
-            "hashid": rows["hashid_key"][index],
-            "reason": result.reason,
-            "reason_code": result.code,
-            "fetch_id": rows["fetch_id"][index],
-            "position": rows["position"][index],
-            "payload_sha256": rows["payload_sha256"][index],
-        }
-        for name, value in values.items():
-            quarantine[name].append(value)
-        reasons[result.code] = reasons.get(result.code, 0) + 1
-        lines.append(
-            f"partition {dataset}|{values['day']}, record fetch {values['fetch_id']} position "
-            f"{values['position']} (hashid {values['hashid']!r}): {result.reason}"
-        )
-    return NormalizedBatch(
-        victims=_write_ipc(_victim_columns(victims, kept, rows)),
-        quarantine=_write_ipc(quarantine),
-        victim_count=len(victims),
-        placeholders=placeholders,
-        reasons=reasons,
-        quarantine_lines=lines,
-        peak_rss_mb=own_peak_rss_mb(),
-    )
-
-
-def _victim_columns(victims: list[Victim], kept: list[int], rows: dict[str, list]) -> dict[str, list]:
-    """The `dep_victims` rows of `victims`, by column; position and payload_sha256 come from the batch."""
-    columns: dict[str, list] = {}
-    for name in VICTIM_COLUMNS:
-        if name in ("position", "payload_sha256"):
-            source = rows[name]
-            columns[name] = [source[i] for i in kept]
-        elif name in _TUPLE_FIELDS:
-            columns[name] = [list(v) for v in map(attrgetter(name), victims)]
-        else:
-            columns[name] = list(map(attrgetter(name), victims))
-    return columns
 
 
 # ---------------------------------------------------------------------------------------------------
 # stix_bundles
 # ---------------------------------------------------------------------------------------------------
+
+_TO_MAP = f"""
+SELECT {", ".join(VICTIM_MODEL_FIELDS)} FROM dep_victims
+WHERE dataset = $dataset AND announcement_date IN (SELECT unnest($days::DATE[]))
+ORDER BY announcement_date, hashid
+"""
 
 
 def build_bundles(
@@ -311,186 +208,49 @@ def build_bundles(
             """,
             params,
         )
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE to_map AS SELECT {', '.join(_VICTIM_MODEL_FIELDS)}, "
-            "row_number() OVER (ORDER BY announcement_date, hashid) AS seq FROM dep_victims "
-            "WHERE dataset = $dataset AND announcement_date IN (SELECT unnest($days::DATE[]))",
-            params,
-        )
         constants = {"dataset": dataset, "mapping_version": mapping_version, "mapped_at": datetime.now(UTC)}
-        tasks = ((mapper.options, b) for b in _batches(conn, "to_map", batch_rows))
-        outcome.workers = _pool_size(conn, "to_map", batch_rows, workers)
-        for result in _in_order(map_batch, tasks, outcome.workers):
+        batches = InOrder(
+            map_batch, ((mapper.options, b) for b in _stream(conn, _TO_MAP, params, batch_rows)), workers
+        )
+        for result in batches:
             _insert_ipc(conn, "stix_bundles", result.bundles, constants)
             outcome.bundles += result.bundle_count
             outcome.skipped += result.skipped
             outcome.objects += result.objects
             outcome.worker_peak_rss_mb = max(outcome.worker_peak_rss_mb, result.peak_rss_mb)
-        conn.execute("DROP TABLE to_map")
+        outcome.workers = batches.workers_used
     return outcome
 
 
-@dataclass
-class MappedBatch:
-    bundles: bytes  # Arrow IPC stream of stix_bundles rows (without the run's constant columns)
-    bundle_count: int
-    skipped: int
-    objects: int
-    peak_rss_mb: float  # of the process that ran it
-
-
-_MAPPERS: dict[MappingOptions, StixMapper] = {}
-
-
-def map_batch(options: MappingOptions, batch: bytes) -> MappedBatch:
-    """Map one batch of `to_map` rows (Arrow IPC) to bundles: pure Python, runs in a worker process."""
-    mapper = _MAPPERS.get(options) or _MAPPERS.setdefault(options, StixMapper(options))
-    primary_id = report_id if options.primary_object == "report" else incident_id
-    columns: dict[str, list] = {name: [] for name in ("day", "hashid", "bundle_id", "primary_id", "bundle", "object_count", "sha256")}
-    skipped = 0
-    for victim in _victims_from_columns(_columns(_read_ipc(batch))):
-        text = mapper.map_json(victim)
-        if text is None:
-            skipped += 1
-            continue
-        columns["day"].append(victim.announcement_date)
-        columns["hashid"].append(victim.hashid)
-        columns["bundle_id"].append(_bundle_id(text))
-        columns["primary_id"].append(primary_id(victim.hashid))
-        columns["bundle"].append(text)
-        columns["object_count"].append(_object_count(text))
-        columns["sha256"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
-    return MappedBatch(
-        bundles=_write_ipc(columns),
-        bundle_count=len(columns["bundle"]),
-        skipped=skipped,
-        objects=sum(columns["object_count"]),
-        peak_rss_mb=own_peak_rss_mb(),
-    )
-
-
-def _victims_from_columns(rows: dict[str, list]) -> Iterator[Victim]:
-    """The Victims of a batch of `dep_victims` rows given by column."""
-    columns = []
-    for name in _VICTIM_MODEL_FIELDS:
-        values = rows[name]
-        if name in _TUPLE_FIELDS:
-            values = [tuple(v or ()) for v in values]
-        columns.append(values)
-    if _VICTIM_POSITIONAL:
-        for values in zip(*columns, strict=True):
-            yield Victim(*values)
-    else:
-        for values in zip(*columns, strict=True):
-            yield Victim(**dict(zip(_VICTIM_MODEL_FIELDS, values, strict=True)))
-
-
-# The mapper serializes with sorted keys and escapes every quote inside strings, so the bundle starts
-# with its id and `"spec_version":"2.1"` occurs exactly once per object: no need to parse it again.
-_BUNDLE_PREFIX = '{"id":"'
-
-
-def _bundle_id(text: str) -> str:
-    assert text.startswith(_BUNDLE_PREFIX), text[:40]
-    return text[len(_BUNDLE_PREFIX) : text.index('"', len(_BUNDLE_PREFIX))]
-
-
-def _object_count(text: str) -> int:
-    return text.count('"spec_version":"2.1"')
-
-
 # ---------------------------------------------------------------------------------------------------
-# Batches, workers, Arrow
+# Reading and writing batches
 # ---------------------------------------------------------------------------------------------------
 
 
-def _batches(conn: duckdb.DuckDBPyConnection, table: str, batch_rows: int) -> Iterator[bytes]:
-    """Rows of a temp table numbered by `seq`, a batch at a time, as Arrow IPC (without `seq`). Each
-    batch is read whole before the caller writes on the same connection (DuckDB allows one open
-    result per connection)."""
-    start = 1
-    while True:
-        # `sql(...).to_arrow_table()`, not `execute(...)`: the latter copies the rows once more.
-        batch = conn.sql(
-            f"SELECT * EXCLUDE (seq) FROM {table} WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            params=[start, start + batch_rows - 1],
-        ).to_arrow_table()
-        if batch.num_rows == 0:
-            return
-        yield _table_ipc(batch)
-        start += batch_rows
+def _stream(conn: duckdb.DuckDBPyConnection, query: str, params: dict, batch_rows: int) -> Iterator[bytes]:
+    """The rows of `query`, `batch_rows` at a time, as Arrow IPC.
 
-
-def _pool_size(conn: duckdb.DuckDBPyConnection, table: str, batch_rows: int, workers: int | None) -> int:
-    """Worker processes worth starting: none (work inline) for a single batch, as in a daily run."""
-    rows = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    wanted = default_workers() if workers is None else workers
-    return wanted if rows > batch_rows and wanted > 1 else 0
-
-
-def _in_order(fn: Callable, tasks: Iterator[tuple], workers: int) -> Iterator:
-    """`fn(*task)` for every task, results in task order; in `workers` processes when > 0.
-
-    At most two tasks per worker are in flight, so memory stays bounded whatever the number of tasks.
-    `spawn`, not `fork`: the calling process has DuckDB threads running. As always with `spawn`, a
-    script that calls this needs the `if __name__ == "__main__":` guard (Dagster's processes have it).
+    Through a second connection to the same database: DuckDB allows one open result per connection,
+    and `conn` writes between batches. That connection sees what is committed, which is what the
+    query reads (the raw archive, or the victims committed before the bundles are built).
     """
-    if workers <= 0:
-        for task in tasks:
-            yield fn(*task)
-        return
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
-    ) as pool:
-        pending: deque = deque()
-        for task in tasks:
-            pending.append(pool.submit(fn, *task))
-            if len(pending) > 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def _start_worker() -> None:
-    # Arrow's default allocator keeps freed memory for reuse; a worker handles one batch at a time,
-    # so giving it back to the system keeps each worker's footprint at about one batch.
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
-def _columns(table: pa.Table) -> dict[str, list]:
-    return {name: _python_values(table.column(name)) for name in table.column_names}
-
-
-def _python_values(column: pa.ChunkedArray) -> list:
-    """`column.to_pylist()`. Dates and timestamps (few distinct values, and converting each one costs)
-    are converted once per distinct value: the same objects, much faster."""
-    if not (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
-        return column.to_pylist()
-    encoded = column.combine_chunks().dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
-    return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
-
-
-def _table_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _write_ipc(columns: dict[str, list]) -> bytes:
-    return _table_ipc(pa.table(columns))
-
-
-def _read_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
+    reader = conn.cursor()
+    try:
+        ((catalog,),) = conn.execute("SELECT current_database()").fetchall()
+        reader.execute(f'USE "{catalog}"')
+        # `sql(...)`, not `execute(...)`: the latter copies the rows once more on the way to Arrow.
+        for batch in reader.sql(query, params=params).to_arrow_reader(batch_rows):
+            if batch.num_rows:
+                yield table_ipc(batch)
+    finally:
+        reader.close()
 
 
 def _insert_ipc(
     conn: duckdb.DuckDBPyConnection, table: str, data: bytes, constants: dict[str, object] | None = None
 ) -> None:
     """Append the rows of an Arrow IPC stream; `constants` fill the columns every row shares."""
-    rows = _read_ipc(data)
+    rows = read_ipc(data)
     if rows.num_rows == 0:
         return
     for name, value in (constants or {}).items():

@@ -33,6 +33,32 @@ from dep_assets.archive.sql import transaction
 from dep_assets.dep_client.client import DepResponse
 from dep_assets.normalize.keys import hashid_key, record_day, without_surrogates
 
+# Rows per row group in what we write. Below DuckDB's default (122,880), a replay's big inserts fill
+# row groups while they run, and DuckDB writes each full one to the file, compressed, right away
+# ("optimistic writes"): the commit then logs a few KB instead of hundreds of MB of bundle JSON to
+# the WAL, and no checkpoint has to compress it all again later (`make bench`: a third less time).
+ROW_GROUP_SIZE = 16_384
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the archive file, the default catalog for every statement.
+
+    Through ATTACH, the only way to set the row group size; DuckDB then runs an in-memory database
+    beside it, so the spill directory is set to what a plain `duckdb.connect(path)` would use."""
+    conn = duckdb.connect()
+    try:
+        conn.execute(f"SET temp_directory = '{_sql_text(str(path))}.tmp'")
+        conn.execute(f"ATTACH '{_sql_text(str(path))}' AS archive (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        conn.execute("USE archive")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
+
 
 class ArchiveLockedError(RuntimeError):
     """The archive stayed locked by another process for longer than the lock timeout."""
@@ -83,7 +109,7 @@ class Archive:
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return _connect(self.path)
             except duckdb.IOException as error:
                 if "lock" not in str(error).lower():
                     raise

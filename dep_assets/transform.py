@@ -1,0 +1,306 @@
+"""The per-record Python of the derived tables, on batches of rows, in worker processes.
+
+`archive/derived.py` streams rows out of DuckDB as Arrow batches and writes results back; everything
+between (JSON parsing, normalization, STIX mapping) happens here, one batch per call, in a pool of
+processes when a run has more than one batch. Batches travel as Arrow IPC and come back in order, with
+a bounded number in flight: memory depends on the batch size, not on the length of history, and the
+output is the same, row for row, whatever the number of workers.
+
+This module imports only pyarrow and the pure normalization and mapping packages (no DuckDB, no
+pandas, no Dagster), so a worker process starts in a fraction of a second and stays small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, fields
+from operator import attrgetter
+
+import pyarrow as pa
+
+from dep_assets.normalize import Victim, normalize_record
+from dep_assets.stix_mapping import MappingOptions, StixMapper, incident_id, report_id
+
+VICTIM_COLUMNS = (
+    "dataset", "hashid", "announcement_date", "victim", "victim_normalized", "victim_is_placeholder",
+    "victim_domain", "victim_domain_given", "site", "sector", "sector_given", "actor", "actor_given",
+    "country", "country_given", "victim_country_code", "victim_city", "victim_state", "victim_address",
+    "revenue", "amount", "naics", "data_types", "leak_link", "title", "description", "first_seen",
+    "last_seen", "versions_seen", "fetch_id", "position", "payload_sha256", "extra_fields", "invalid_fields",
+)  # fmt: skip
+# The dep_victims columns a Victim is rebuilt from (position and payload_sha256 are the archive's).
+VICTIM_MODEL_FIELDS = tuple(c for c in VICTIM_COLUMNS if c not in ("position", "payload_sha256"))
+QUARANTINE_COLUMNS = (
+    "dataset", "day", "identity", "hashid", "reason", "reason_code", "fetch_id", "position", "payload_sha256",
+)  # fmt: skip
+BUNDLE_COLUMNS = ("day", "hashid", "bundle_id", "primary_id", "bundle", "object_count", "sha256")
+
+# Victim fields holding tuples (data_types, extra_fields, invalid_fields): lists in DuckDB.
+_TUPLE_FIELDS = frozenset(f.name for f in fields(Victim) if str(f.type).startswith("tuple"))
+# Victim(*values) is several times cheaper than Victim(**values); used only while the model's fields
+# start with exactly these, in this order (checked here, once).
+_VICTIM_POSITIONAL = [f.name for f in fields(Victim)][: len(VICTIM_MODEL_FIELDS)] == list(VICTIM_MODEL_FIELDS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# dep_victims and dep_quarantine
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NormalizedBatch:
+    victims: bytes  # Arrow IPC stream of dep_victims rows
+    quarantine: bytes  # Arrow IPC stream of dep_quarantine rows
+    victim_count: int
+    placeholders: int
+    reasons: dict[str, int]
+    quarantine_lines: list[str]  # "partition, record, reason", one per quarantined record
+    peak_rss_mb: float  # of the process that ran it
+
+
+def normalize_batch(dataset: str, batch: bytes) -> NormalizedBatch:
+    """Normalize one batch of filed rows (Arrow IPC: the latest versions with their payloads)."""
+    rows = _columns(read_ipc(batch))
+    victims: list[Victim] = []
+    kept: list[int] = []  # each victim's row in the batch
+    quarantine: dict[str, list] = {name: [] for name in QUARANTINE_COLUMNS}
+    reasons: dict[str, int] = {}
+    lines: list[str] = []
+    placeholders = 0
+    for index, (payload, first_seen, last_seen, versions_seen, fetch_id) in enumerate(
+        zip(rows["payload"], rows["first_seen"], rows["last_seen"], rows["versions_seen"], rows["fetch_id"], strict=True)
+    ):
+        result = normalize_record(
+            json.loads(payload),
+            dataset=dataset,
+            first_seen=first_seen,
+            last_seen=last_seen,
+            versions_seen=versions_seen,
+            fetch_id=fetch_id,
+        )
+        if isinstance(result, Victim):
+            victims.append(result)
+            kept.append(index)
+            placeholders += result.victim_is_placeholder
+            continue
+        values = {
+            "dataset": dataset,
+            "day": rows["filed_day"][index],
+            "identity": rows["identity"][index],
+            "hashid": rows["hashid_key"][index],
+            "reason": result.reason,
+            "reason_code": result.code,
+            "fetch_id": rows["fetch_id"][index],
+            "position": rows["position"][index],
+            "payload_sha256": rows["payload_sha256"][index],
+        }
+        for name, value in values.items():
+            quarantine[name].append(value)
+        reasons[result.code] = reasons.get(result.code, 0) + 1
+        lines.append(
+            f"partition {dataset}|{values['day']}, record fetch {values['fetch_id']} position "
+            f"{values['position']} (hashid {values['hashid']!r}): {result.reason}"
+        )
+    return NormalizedBatch(
+        victims=write_ipc(_victim_columns(victims, kept, rows)),
+        quarantine=write_ipc(quarantine),
+        victim_count=len(victims),
+        placeholders=placeholders,
+        reasons=reasons,
+        quarantine_lines=lines,
+        peak_rss_mb=own_peak_rss_mb(),
+    )
+
+
+def _victim_columns(victims: list[Victim], kept: list[int], rows: dict[str, list]) -> dict[str, list]:
+    """The `dep_victims` rows of `victims`, by column; position and payload_sha256 come from the batch."""
+    columns: dict[str, list] = {}
+    for name in VICTIM_COLUMNS:
+        if name in ("position", "payload_sha256"):
+            source = rows[name]
+            columns[name] = [source[i] for i in kept]
+        elif name in _TUPLE_FIELDS:
+            columns[name] = [list(v) for v in map(attrgetter(name), victims)]
+        else:
+            columns[name] = list(map(attrgetter(name), victims))
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------------
+# stix_bundles
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MappedBatch:
+    bundles: bytes  # Arrow IPC stream of stix_bundles rows (BUNDLE_COLUMNS; the run's constants apart)
+    bundle_count: int
+    skipped: int
+    objects: int
+    peak_rss_mb: float  # of the process that ran it
+
+
+_MAPPERS: dict[MappingOptions, StixMapper] = {}
+
+
+def map_batch(options: MappingOptions, batch: bytes) -> MappedBatch:
+    """Map one batch of dep_victims rows (Arrow IPC, VICTIM_MODEL_FIELDS) to bundles."""
+    mapper = _MAPPERS.get(options) or _MAPPERS.setdefault(options, StixMapper(options))
+    primary_id = report_id if options.primary_object == "report" else incident_id
+    columns: dict[str, list] = {name: [] for name in BUNDLE_COLUMNS}
+    skipped = 0
+    for victim in _victims_from_columns(_columns(read_ipc(batch))):
+        text = mapper.map_json(victim)
+        if text is None:
+            skipped += 1
+            continue
+        columns["day"].append(victim.announcement_date)
+        columns["hashid"].append(victim.hashid)
+        columns["bundle_id"].append(_bundle_id(text))
+        columns["primary_id"].append(primary_id(victim.hashid))
+        columns["bundle"].append(text)
+        columns["object_count"].append(_object_count(text))
+        columns["sha256"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return MappedBatch(
+        bundles=write_ipc(columns),
+        bundle_count=len(columns["bundle"]),
+        skipped=skipped,
+        objects=sum(columns["object_count"]),
+        peak_rss_mb=own_peak_rss_mb(),
+    )
+
+
+def _victims_from_columns(rows: dict[str, list]) -> Iterator[Victim]:
+    """The Victims of a batch of `dep_victims` rows given by column."""
+    columns = []
+    for name in VICTIM_MODEL_FIELDS:
+        values = rows[name]
+        if name in _TUPLE_FIELDS:
+            values = [tuple(v or ()) for v in values]
+        columns.append(values)
+    if _VICTIM_POSITIONAL:
+        for values in zip(*columns, strict=True):
+            yield Victim(*values)
+    else:
+        for values in zip(*columns, strict=True):
+            yield Victim(**dict(zip(VICTIM_MODEL_FIELDS, values, strict=True)))
+
+
+# The mapper serializes with sorted keys and escapes every quote inside strings, so the bundle starts
+# with its id and `"spec_version":"2.1"` occurs exactly once per object: no need to parse it again.
+_BUNDLE_PREFIX = '{"id":"'
+
+
+def _bundle_id(text: str) -> str:
+    assert text.startswith(_BUNDLE_PREFIX), text[:40]
+    return text[len(_BUNDLE_PREFIX) : text.index('"', len(_BUNDLE_PREFIX))]
+
+
+def _object_count(text: str) -> int:
+    return text.count('"spec_version":"2.1"')
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worker processes
+# ---------------------------------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own high-water RSS (VmHWM), 0 where /proc is not available. Unlike ru_maxrss it
+    does not include what a spawned worker briefly shared with its parent before exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class InOrder:
+    """`fn(*task)` for every task, results in task order; in worker processes when there is more
+    than one task and `workers` allows it (a daily run, one batch, stays in the calling process).
+
+    At most two tasks per worker are in flight, so memory stays bounded whatever the number of tasks.
+    `spawn`, not `fork`: the calling process has DuckDB threads running. As always with `spawn`, a
+    script that calls this needs the `if __name__ == "__main__":` guard (Dagster's processes have it).
+    `workers_used` tells, once iteration has started, how many processes ran the tasks (0: inline).
+    """
+
+    def __init__(self, fn: Callable, tasks: Iterable[tuple], workers: int | None = None) -> None:
+        self.fn = fn
+        self.tasks = iter(tasks)
+        self.wanted = default_workers() if workers is None else workers
+        self.workers_used = 0
+
+    def __iter__(self) -> Iterator:
+        first = next(self.tasks, None)
+        second = next(self.tasks, None) if first is not None else None
+        if second is None or self.wanted <= 1:
+            for task in (t for t in (first, second) if t is not None):
+                yield self.fn(*task)
+            for task in self.tasks:
+                yield self.fn(*task)
+            return
+        self.workers_used = self.wanted
+        with ProcessPoolExecutor(
+            max_workers=self.wanted, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+        ) as pool:
+            pending: deque = deque(pool.submit(self.fn, *task) for task in (first, second))
+            for task in self.tasks:
+                pending.append(pool.submit(self.fn, *task))
+                if len(pending) > 2 * self.wanted:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+
+def _start_worker() -> None:
+    # Arrow's default allocator keeps freed memory for reuse; a worker handles one batch at a time,
+    # so giving it back to the system keeps each worker's footprint at about one batch.
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arrow
+# ---------------------------------------------------------------------------------------------------
+
+
+def _columns(table: pa.Table) -> dict[str, list]:
+    return {name: _python_values(table.column(name)) for name in table.column_names}
+
+
+def _python_values(column: pa.ChunkedArray) -> list:
+    """`column.to_pylist()`. Dates and timestamps (few distinct values, and converting each one costs)
+    are converted once per distinct value: the same objects, much faster."""
+    if not (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
+        return column.to_pylist()
+    encoded = column.combine_chunks().dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+
+
+def table_ipc(table: pa.Table | pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write(table)
+    return sink.getvalue().to_pybytes()
+
+
+def write_ipc(columns: dict[str, list]) -> bytes:
+    return table_ipc(pa.table(columns))
+
+
+def read_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
