@@ -12,7 +12,6 @@ pandas, no Dagster), so a worker process starts in a fraction of a second and st
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -20,12 +19,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
+from hashlib import sha256
 from operator import attrgetter
 
 import pyarrow as pa
 
 from dep_assets.normalize import Victim, normalize_record
-from dep_assets.stix_mapping import MappingOptions, StixMapper, incident_id, report_id
+from dep_assets.stix_mapping import MappingOptions, StixMapper
 
 VICTIM_COLUMNS = (
     "dataset", "hashid", "announcement_date", "victim", "victim_normalized", "victim_is_placeholder",
@@ -39,7 +39,18 @@ VICTIM_MODEL_FIELDS = tuple(c for c in VICTIM_COLUMNS if c not in ("position", "
 QUARANTINE_COLUMNS = (
     "dataset", "day", "identity", "hashid", "reason", "reason_code", "fetch_id", "position", "payload_sha256",
 )  # fmt: skip
-BUNDLE_COLUMNS = ("day", "hashid", "bundle_id", "primary_id", "bundle", "object_count", "sha256")
+# stix_bundles rows as a batch returns them; the run adds dataset, mapping_version and mapped_at.
+BUNDLE_SCHEMA = pa.schema(
+    [
+        ("day", pa.date32()),
+        ("hashid", pa.string()),
+        ("bundle_id", pa.string()),
+        ("primary_id", pa.string()),
+        ("bundle", pa.string()),
+        ("object_count", pa.int32()),
+        ("sha256", pa.string()),
+    ]
+)
 
 # Victim fields holding tuples (data_types, extra_fields, invalid_fields): lists in DuckDB.
 _TUPLE_FIELDS = frozenset(f.name for f in fields(Victim) if str(f.type).startswith("tuple"))
@@ -139,7 +150,7 @@ def _victim_columns(victims: list[Victim], kept: list[int], rows: dict[str, list
 
 @dataclass
 class MappedBatch:
-    bundles: bytes  # Arrow IPC stream of stix_bundles rows (BUNDLE_COLUMNS; the run's constants apart)
+    bundles: bytes  # Arrow IPC stream of stix_bundles rows (BUNDLE_SCHEMA)
     bundle_count: int
     skipped: int
     objects: int
@@ -152,26 +163,28 @@ _MAPPERS: dict[MappingOptions, StixMapper] = {}
 def map_batch(options: MappingOptions, batch: bytes) -> MappedBatch:
     """Map one batch of dep_victims rows (Arrow IPC, VICTIM_MODEL_FIELDS) to bundles."""
     mapper = _MAPPERS.get(options) or _MAPPERS.setdefault(options, StixMapper(options))
-    primary_id = report_id if options.primary_object == "report" else incident_id
-    columns: dict[str, list] = {name: [] for name in BUNDLE_COLUMNS}
+    days, hashids, bundle_ids, primary_ids, texts, counts, digests = columns = [[] for _ in BUNDLE_SCHEMA]
     skipped = 0
     for victim in _victims_from_columns(_columns(read_ipc(batch))):
-        text = mapper.map_json(victim)
-        if text is None:
+        mapped = mapper.map_bundle(victim)
+        if mapped is None:
             skipped += 1
             continue
-        columns["day"].append(victim.announcement_date)
-        columns["hashid"].append(victim.hashid)
-        columns["bundle_id"].append(_bundle_id(text))
-        columns["primary_id"].append(primary_id(victim.hashid))
-        columns["bundle"].append(text)
-        columns["object_count"].append(_object_count(text))
-        columns["sha256"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+        text = mapped.text
+        days.append(victim.announcement_date)
+        hashids.append(victim.hashid)
+        bundle_ids.append(mapped.bundle_id)
+        primary_ids.append(mapped.primary_id)
+        texts.append(text)
+        counts.append(mapped.object_count)
+        digests.append(sha256(text.encode()).hexdigest())
     return MappedBatch(
-        bundles=write_ipc(columns),
-        bundle_count=len(columns["bundle"]),
+        bundles=table_ipc(
+            pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, BUNDLE_SCHEMA)], schema=BUNDLE_SCHEMA)
+        ),
+        bundle_count=len(texts),
         skipped=skipped,
-        objects=sum(columns["object_count"]),
+        objects=sum(counts),
         peak_rss_mb=own_peak_rss_mb(),
     )
 
@@ -190,20 +203,6 @@ def _victims_from_columns(rows: dict[str, list]) -> Iterator[Victim]:
     else:
         for values in zip(*columns, strict=True):
             yield Victim(**dict(zip(VICTIM_MODEL_FIELDS, values, strict=True)))
-
-
-# The mapper serializes with sorted keys and escapes every quote inside strings, so the bundle starts
-# with its id and `"spec_version":"2.1"` occurs exactly once per object: no need to parse it again.
-_BUNDLE_PREFIX = '{"id":"'
-
-
-def _bundle_id(text: str) -> str:
-    assert text.startswith(_BUNDLE_PREFIX), text[:40]
-    return text[len(_BUNDLE_PREFIX) : text.index('"', len(_BUNDLE_PREFIX))]
-
-
-def _object_count(text: str) -> int:
-    return text.count('"spec_version":"2.1"')
 
 
 # ---------------------------------------------------------------------------------------------------

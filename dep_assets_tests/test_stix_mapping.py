@@ -1185,10 +1185,16 @@ def test_same_input_is_byte_identical() -> None:
             mapper = StixMapper(options)
             assert mapper(victim) == mapper.map(victim) == first
             assert mapper.map_json(victim) == map_victim_json(victim, options)
-            if first is not None:
+            mapped = mapper.map_bundle(victim)
+            if first is None:
+                assert mapped is None
+            else:
                 assert serialize_bundle(first) == serialize_bundle(second)  # type: ignore[arg-type]
                 assert serialize_bundle(first) == map_victim_json(victim, options)
                 assert first["id"].startswith("bundle--") and first["id"][22] == "5"  # uuid5
+                # What the archive stores beside the text comes from the same bundle.
+                primary = next(o for o in first["objects"] if o["type"] in ("incident", "report"))
+                assert mapped == (serialize_bundle(first), first["id"], primary["id"], len(first["objects"]))
 
 
 def test_map_victim_rejects_other_options() -> None:

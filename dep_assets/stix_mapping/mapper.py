@@ -54,7 +54,7 @@ from json.encoder import (
 from json.encoder import (
     encode_basestring_ascii as _s,  # C implementation, as serialize_bundle writes
 )
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import NAMESPACE_URL, UUID
 
 from dep_assets.normalize.model import Victim
@@ -613,6 +613,15 @@ def marking_definition(tlp: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
+class MappedBundle(NamedTuple):
+    """A bundle's JSON text with the facts the archive stores beside it (known while mapping)."""
+
+    text: str  # serialize_bundle(bundle)
+    bundle_id: str
+    primary_id: str  # the incident (or report)
+    object_count: int
+
+
 class StixMapper:
     """A mapping compiled for one `MappingOptions`.
 
@@ -668,6 +677,11 @@ class StixMapper:
 
     def map_json(self, victim: Victim) -> str | None:
         """`serialize_bundle(self.map(victim))`, computed directly; None when skipped."""
+        mapped = self._map(victim, True)
+        return None if mapped is None else mapped.text  # type: ignore[union-attr]
+
+    def map_bundle(self, victim: Victim) -> MappedBundle | None:
+        """`map_json` with the bundle's id, primary object id and object count; None when skipped."""
         return self._map(victim, True)  # type: ignore[return-value]
 
     __call__ = map
@@ -675,7 +689,7 @@ class StixMapper:
     # The one implementation. `as_json` only chooses how each object is written: every decision is
     # taken once, above the `if as_json` branches. In the JSON branches keys are written in sorted
     # order (serialize_bundle sorts keys) and every value not produced here is escaped with `_s`.
-    def _map(self, victim: Victim, as_json: bool) -> dict[str, Any] | str | None:  # noqa: C901
+    def _map(self, victim: Victim, as_json: bool) -> dict[str, Any] | MappedBundle | None:  # noqa: C901
         name = victim.victim
         if self._skip and (name is None or name.strip().lower() in _PLACEHOLDER_VICTIMS):
             return None
@@ -1029,7 +1043,12 @@ class StixMapper:
         if as_json:
             if self._marking_json:
                 objects.insert(0, self._marking_json)
-            return f'{{"id":"{bundle_id}","objects":[{",".join(objects)}],"type":"bundle"}}'
+            return MappedBundle(
+                f'{{"id":"{bundle_id}","objects":[{",".join(objects)}],"type":"bundle"}}',
+                bundle_id,
+                primary_id,
+                len(objects),
+            )
         if self._marking_id:
             marking_id = self._marking_id
             for obj in objects:
