@@ -2,9 +2,11 @@
 
 `archive/derived.py` streams rows out of DuckDB as Arrow batches and writes results back; everything
 between (JSON parsing, normalization, STIX mapping) happens here, one batch per call, in a pool of
-processes when a run has more than one batch. Batches travel as Arrow IPC and come back in order, with
-a bounded number in flight: memory depends on the batch size, not on the length of history, and the
-output is the same, row for row, whatever the number of workers.
+processes when a run has more than one batch. Batches travel as Arrow IPC files in a scratch directory
+(memory-mapped on reading: a pipe would copy every byte of ~400 MB of bundles per 100,000 records
+several times) and come back in order, with a bounded number in flight: memory depends on the batch
+size, not on the length of history, and the output is the same, row for row, whatever the number of
+workers.
 
 This module imports only pyarrow and the pure normalization and mapping packages (no DuckDB, no
 pandas, no Dagster), so a worker process starts in a fraction of a second and stays small.
@@ -66,8 +68,8 @@ _VICTIM_POSITIONAL = [f.name for f in fields(Victim)][: len(VICTIM_MODEL_FIELDS)
 
 @dataclass
 class NormalizedBatch:
-    victims: bytes  # Arrow IPC stream of dep_victims rows
-    quarantine: bytes  # Arrow IPC stream of dep_quarantine rows
+    victims: str  # Arrow IPC file of dep_victims rows
+    quarantine: str  # Arrow IPC file of dep_quarantine rows
     victim_count: int
     placeholders: int
     reasons: dict[str, int]
@@ -75,9 +77,9 @@ class NormalizedBatch:
     peak_rss_mb: float  # of the process that ran it
 
 
-def normalize_batch(dataset: str, batch: bytes) -> NormalizedBatch:
-    """Normalize one batch of filed rows (Arrow IPC: the latest versions with their payloads)."""
-    rows = _columns(read_ipc(batch))
+def normalize_batch(dataset: str, batch: str) -> NormalizedBatch:
+    """Normalize one batch file of filed rows (the latest versions with their payloads); taken."""
+    rows = _columns(take_batch(batch))
     victims: list[Victim] = []
     kept: list[int] = []  # each victim's row in the batch
     quarantine: dict[str, list] = {name: [] for name in QUARANTINE_COLUMNS}
@@ -119,8 +121,8 @@ def normalize_batch(dataset: str, batch: bytes) -> NormalizedBatch:
             f"{values['position']} (hashid {values['hashid']!r}): {result.reason}"
         )
     return NormalizedBatch(
-        victims=write_ipc(_victim_columns(victims, kept, rows)),
-        quarantine=write_ipc(quarantine),
+        victims=put_batch(pa.table(_victim_columns(victims, kept, rows)), batch + ".victims"),
+        quarantine=put_batch(pa.table(quarantine), batch + ".quarantine"),
         victim_count=len(victims),
         placeholders=placeholders,
         reasons=reasons,
@@ -150,7 +152,7 @@ def _victim_columns(victims: list[Victim], kept: list[int], rows: dict[str, list
 
 @dataclass
 class MappedBatch:
-    bundles: bytes  # Arrow IPC stream of stix_bundles rows (BUNDLE_SCHEMA)
+    bundles: str  # Arrow IPC file of stix_bundles rows (BUNDLE_SCHEMA)
     bundle_count: int
     skipped: int
     objects: int
@@ -160,12 +162,12 @@ class MappedBatch:
 _MAPPERS: dict[MappingOptions, StixMapper] = {}
 
 
-def map_batch(options: MappingOptions, batch: bytes) -> MappedBatch:
-    """Map one batch of dep_victims rows (Arrow IPC, VICTIM_MODEL_FIELDS) to bundles."""
+def map_batch(options: MappingOptions, batch: str) -> MappedBatch:
+    """Map one batch file of dep_victims rows (VICTIM_MODEL_FIELDS) to bundles; taken."""
     mapper = _MAPPERS.get(options) or _MAPPERS.setdefault(options, StixMapper(options))
     days, hashids, bundle_ids, primary_ids, texts, counts, digests = columns = [[] for _ in BUNDLE_SCHEMA]
     skipped = 0
-    for victim in _victims_from_columns(_columns(read_ipc(batch))):
+    for victim in _victims_from_columns(_columns(take_batch(batch))):
         mapped = mapper.map_bundle(victim)
         if mapped is None:
             skipped += 1
@@ -179,8 +181,9 @@ def map_batch(options: MappingOptions, batch: bytes) -> MappedBatch:
         counts.append(mapped.object_count)
         digests.append(sha256(text.encode()).hexdigest())
     return MappedBatch(
-        bundles=table_ipc(
-            pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, BUNDLE_SCHEMA)], schema=BUNDLE_SCHEMA)
+        bundles=put_batch(
+            pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, BUNDLE_SCHEMA)], schema=BUNDLE_SCHEMA),
+            batch + ".bundles",
         ),
         bundle_count=len(texts),
         skipped=skipped,
@@ -290,16 +293,17 @@ def _python_values(column: pa.ChunkedArray) -> list:
     return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
 
 
-def table_ipc(table: pa.Table | pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+def put_batch(table: pa.Table | pa.RecordBatch, path: str) -> str:
+    """Write `table` to a new Arrow IPC file at `path`; returns the path."""
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write(table)
-    return sink.getvalue().to_pybytes()
+    return path
 
 
-def write_ipc(columns: dict[str, list]) -> bytes:
-    return table_ipc(pa.table(columns))
-
-
-def read_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
+def take_batch(path: str) -> pa.Table:
+    """The table of a batch file, memory-mapped (no copy), and the file removed: each batch file is
+    read once. The mapping outlives the name, so the table stays valid until it is dropped."""
+    with pa.memory_map(path) as source:
+        table = pa.ipc.open_file(source).read_all()
+    os.unlink(path)
+    return table

@@ -4,6 +4,7 @@ whatever DEP sends, nothing crashes and no record is lost."""
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -102,7 +103,11 @@ def _derive(batch_rows: int) -> tuple[list, list, list]:
         )
 
 
-def test_small_batches_give_exactly_the_same_tables():
+def test_small_batches_give_exactly_the_same_tables(tmp_path, monkeypatch):
     one_batch = _derive(20_000)
     assert len(one_batch[0]) == 31 and len(one_batch[1]) == 3 and len(one_batch[2]) == 30
+    # Many batches, in worker processes, handed over as files in a scratch directory ...
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert _derive(3) == one_batch
+    # ... which is gone afterwards, with every batch file in it.
+    assert list(tmp_path.iterdir()) == []

@@ -9,11 +9,13 @@ fetch). So each announcement sits on exactly one day, and moves when DEP re-date
 
 How the work is split: this module does the DuckDB side in the calling process, in one transaction
 per call (deletes, inserts); the rows to transform stream out of the archive through a second
-connection as Arrow batches, and the per-record Python runs on them in `dep_assets.transform`.
+connection as Arrow batch files in a scratch directory, and the per-record Python runs on them in
+`dep_assets.transform`.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,8 +30,8 @@ from dep_assets.transform import (
     InOrder,
     map_batch,
     normalize_batch,
-    read_ipc,
-    table_ipc,
+    put_batch,
+    take_batch,
 )
 
 # Rows per unit of work: small enough to balance two workers and bound memory (a bundle is ~4 KB of
@@ -141,24 +143,25 @@ def build_victims(
                 params,
             )
         conn.execute("DROP TABLE filed_identities")
-        batches = InOrder(
-            normalize_batch, ((dataset, b) for b in _stream(conn, _FILED, params, batch_rows)), workers
-        )
-        for result in batches:
-            _insert_ipc(conn, "dep_victims", result.victims)
-            _insert_ipc(conn, "dep_quarantine", result.quarantine)
-            outcome.victims += result.victim_count
-            outcome.quarantined += len(result.quarantine_lines)
-            outcome.placeholders += result.placeholders
-            outcome.worker_peak_rss_mb = max(outcome.worker_peak_rss_mb, result.peak_rss_mb)
-            for code, count in result.reasons.items():
-                outcome.reasons[code] = outcome.reasons.get(code, 0) + count
-            for line in result.quarantine_lines:
-                if len(outcome.quarantine_samples) < 20:
-                    outcome.quarantine_samples.append(line)
-                if on_quarantine is not None:
-                    on_quarantine(line)
-        outcome.workers = batches.workers_used
+        with tempfile.TemporaryDirectory(prefix="dep-assets-victims-") as scratch:
+            batches = InOrder(
+                normalize_batch, ((dataset, b) for b in _stream(conn, _FILED, params, batch_rows, scratch)), workers
+            )
+            for result in batches:
+                _insert_batch(conn, "dep_victims", result.victims)
+                _insert_batch(conn, "dep_quarantine", result.quarantine)
+                outcome.victims += result.victim_count
+                outcome.quarantined += len(result.quarantine_lines)
+                outcome.placeholders += result.placeholders
+                outcome.worker_peak_rss_mb = max(outcome.worker_peak_rss_mb, result.peak_rss_mb)
+                for code, count in result.reasons.items():
+                    outcome.reasons[code] = outcome.reasons.get(code, 0) + count
+                for line in result.quarantine_lines:
+                    if len(outcome.quarantine_samples) < 20:
+                        outcome.quarantine_samples.append(line)
+                    if on_quarantine is not None:
+                        on_quarantine(line)
+            outcome.workers = batches.workers_used
     return outcome
 
 
@@ -209,16 +212,19 @@ def build_bundles(
             params,
         )
         constants = {"dataset": dataset, "mapping_version": mapping_version, "mapped_at": datetime.now(UTC)}
-        batches = InOrder(
-            map_batch, ((mapper.options, b) for b in _stream(conn, _TO_MAP, params, batch_rows)), workers
-        )
-        for result in batches:
-            _insert_ipc(conn, "stix_bundles", result.bundles, constants)
-            outcome.bundles += result.bundle_count
-            outcome.skipped += result.skipped
-            outcome.objects += result.objects
-            outcome.worker_peak_rss_mb = max(outcome.worker_peak_rss_mb, result.peak_rss_mb)
-        outcome.workers = batches.workers_used
+        with tempfile.TemporaryDirectory(prefix="dep-assets-bundles-") as scratch:
+            batches = InOrder(
+                map_batch,
+                ((mapper.options, b) for b in _stream(conn, _TO_MAP, params, batch_rows, scratch)),
+                workers,
+            )
+            for result in batches:
+                _insert_batch(conn, "stix_bundles", result.bundles, constants)
+                outcome.bundles += result.bundle_count
+                outcome.skipped += result.skipped
+                outcome.objects += result.objects
+                outcome.worker_peak_rss_mb = max(outcome.worker_peak_rss_mb, result.peak_rss_mb)
+            outcome.workers = batches.workers_used
     return outcome
 
 
@@ -227,8 +233,10 @@ def build_bundles(
 # ---------------------------------------------------------------------------------------------------
 
 
-def _stream(conn: duckdb.DuckDBPyConnection, query: str, params: dict, batch_rows: int) -> Iterator[bytes]:
-    """The rows of `query`, `batch_rows` at a time, as Arrow IPC.
+def _stream(
+    conn: duckdb.DuckDBPyConnection, query: str, params: dict, batch_rows: int, directory: str
+) -> Iterator[str]:
+    """The rows of `query`, `batch_rows` at a time, as Arrow IPC batch files in `directory`.
 
     Through a second connection to the same database: DuckDB allows one open result per connection,
     and `conn` writes between batches. That connection sees what is committed, which is what the
@@ -239,18 +247,18 @@ def _stream(conn: duckdb.DuckDBPyConnection, query: str, params: dict, batch_row
         ((catalog,),) = conn.execute("SELECT current_database()").fetchall()
         reader.execute(f'USE "{catalog}"')
         # `sql(...)`, not `execute(...)`: the latter copies the rows once more on the way to Arrow.
-        for batch in reader.sql(query, params=params).to_arrow_reader(batch_rows):
+        for number, batch in enumerate(reader.sql(query, params=params).to_arrow_reader(batch_rows)):
             if batch.num_rows:
-                yield table_ipc(batch)
+                yield put_batch(batch, f"{directory}/{number:06d}.arrow")
     finally:
         reader.close()
 
 
-def _insert_ipc(
-    conn: duckdb.DuckDBPyConnection, table: str, data: bytes, constants: dict[str, object] | None = None
+def _insert_batch(
+    conn: duckdb.DuckDBPyConnection, table: str, path: str, constants: dict[str, object] | None = None
 ) -> None:
-    """Append the rows of an Arrow IPC stream; `constants` fill the columns every row shares."""
-    rows = read_ipc(data)
+    """Append the rows of a batch file (taken); `constants` fill the columns every row shares."""
+    rows = take_batch(path)
     if rows.num_rows == 0:
         return
     for name, value in (constants or {}).items():
