@@ -143,7 +143,7 @@ def build_victims(
                 params,
             )
         conn.execute("DROP TABLE filed_identities")
-        with tempfile.TemporaryDirectory(prefix="dep-assets-victims-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="dep-assets-victims-", ignore_cleanup_errors=True) as scratch:
             batches = InOrder(
                 normalize_batch, ((dataset, b) for b in _stream(conn, _FILED, params, batch_rows, scratch)), workers
             )
@@ -212,7 +212,7 @@ def build_bundles(
             params,
         )
         constants = {"dataset": dataset, "mapping_version": mapping_version, "mapped_at": datetime.now(UTC)}
-        with tempfile.TemporaryDirectory(prefix="dep-assets-bundles-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="dep-assets-bundles-", ignore_cleanup_errors=True) as scratch:
             batches = InOrder(
                 map_batch,
                 ((mapper.options, b) for b in _stream(conn, _TO_MAP, params, batch_rows, scratch)),
