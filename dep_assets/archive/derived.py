@@ -112,37 +112,12 @@ def build_victims(
     params = {"dataset": dataset, "days": _in_days(days)}
     outcome = VictimsOutcome()
     with transaction(conn):
-        # The identities filed on these days: whatever they were filed under before is replaced.
-        conn.execute(
-            "CREATE OR REPLACE TEMP TABLE filed_identities AS SELECT identity "
-            f"FROM ({_LATEST_VERSIONS}) l WHERE l.filed_day IN (SELECT unnest($days::DATE[]))",
-            params,
-        )
-        outcome.moved_from = {
-            d
-            for (d,) in conn.execute(
-                """
-                SELECT DISTINCT announcement_date FROM dep_victims
-                WHERE dataset = $dataset AND hashid IN (SELECT identity FROM filed_identities)
-                  AND announcement_date NOT IN (SELECT unnest($days::DATE[]))
-                UNION
-                SELECT DISTINCT day FROM dep_quarantine
-                WHERE dataset = $dataset AND identity IN (SELECT identity FROM filed_identities)
-                  AND day NOT IN (SELECT unnest($days::DATE[]))
-                """,
-                params,
-            ).fetchall()
-        }
-        for table, day_column, id_column in (
-            ("dep_victims", "announcement_date", "hashid"),
-            ("dep_quarantine", "day", "identity"),
-        ):
+        # What was filed on these days goes; the latest versions filed on them now come in below.
+        for table, day_column in (("dep_victims", "announcement_date"), ("dep_quarantine", "day")):
             conn.execute(
-                f"DELETE FROM {table} WHERE dataset = $dataset AND ("
-                f"{day_column} IN (SELECT unnest($days::DATE[])) OR {id_column} IN (SELECT identity FROM filed_identities))",
+                f"DELETE FROM {table} WHERE dataset = $dataset AND {day_column} IN (SELECT unnest($days::DATE[]))",
                 params,
             )
-        conn.execute("DROP TABLE filed_identities")
         with tempfile.TemporaryDirectory(prefix="dep-assets-victims-", ignore_cleanup_errors=True) as scratch:
             batches = InOrder(
                 normalize_batch, ((dataset, b) for b in _stream(conn, _FILED, params, batch_rows, scratch)), workers
@@ -162,7 +137,48 @@ def build_victims(
                     if on_quarantine is not None:
                         on_quarantine(line)
             outcome.workers = batches.workers_used
+        outcome.moved_from = _move_out(conn, params)
     return outcome
+
+
+def _move_out(conn: duckdb.DuckDBPyConnection, params: dict) -> set[date]:
+    """Remove, from other days, the announcements just filed on `days` (re-dated by DEP, or once
+    quarantined under another day); returns those other days. Every announcement filed on `days`
+    is now a victim or quarantined there, so the rows just written name them all: the
+    whole-history latest-version query need not run a second time."""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE filed_identities AS "
+        "SELECT hashid AS identity FROM dep_victims "
+        "WHERE dataset = $dataset AND announcement_date IN (SELECT unnest($days::DATE[])) "
+        "UNION SELECT identity FROM dep_quarantine WHERE dataset = $dataset AND day IN (SELECT unnest($days::DATE[]))",
+        params,
+    )
+    moved_from = {
+        d
+        for (d,) in conn.execute(
+            """
+            SELECT DISTINCT announcement_date FROM dep_victims
+            WHERE dataset = $dataset AND hashid IN (SELECT identity FROM filed_identities)
+              AND announcement_date NOT IN (SELECT unnest($days::DATE[]))
+            UNION
+            SELECT DISTINCT day FROM dep_quarantine
+            WHERE dataset = $dataset AND identity IN (SELECT identity FROM filed_identities)
+              AND day NOT IN (SELECT unnest($days::DATE[]))
+            """,
+            params,
+        ).fetchall()
+    }
+    for table, day_column, id_column in (
+        ("dep_victims", "announcement_date", "hashid"),
+        ("dep_quarantine", "day", "identity"),
+    ):
+        conn.execute(
+            f"DELETE FROM {table} WHERE dataset = $dataset AND {day_column} NOT IN (SELECT unnest($days::DATE[])) "
+            f"AND {id_column} IN (SELECT identity FROM filed_identities)",
+            params,
+        )
+    conn.execute("DROP TABLE filed_identities")
+    return moved_from
 
 
 # ---------------------------------------------------------------------------------------------------
