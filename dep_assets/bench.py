@@ -313,13 +313,10 @@ def _peak_rss_mb() -> float:
 
 def _vm_hwm_mb() -> float | None:
     """This process's own high-water RSS (VmHWM: not inherited from the parent, unlike ru_maxrss)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    # Imported here, not at module level: see the imports above.
+    from dep_assets.transform import own_peak_rss_mb
+
+    return own_peak_rss_mb() or None
 
 
 def child_archive(db: Path, seed: int, records: int, days: int, start: int, stop: int) -> dict:

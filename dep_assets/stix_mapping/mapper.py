@@ -64,6 +64,7 @@ __all__ = [
     "AUTHOR_ID",
     "AUTHOR_NAME",
     "OPENCTI_NAMESPACE",
+    "MappedBundle",
     "StixMapper",
     "author_identity",
     "bundle_dangling_refs",
