@@ -14,12 +14,14 @@ pandas, no Dagster), so a worker process starts in a fraction of a second and st
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from hashlib import sha256
 from operator import attrgetter
@@ -79,6 +81,11 @@ class NormalizedBatch:
 
 def normalize_batch(dataset: str, batch: str) -> NormalizedBatch:
     """Normalize one batch file of filed rows (the latest versions with their payloads); taken."""
+    with _gc_paused():
+        return _normalize_batch(dataset, batch)
+
+
+def _normalize_batch(dataset: str, batch: str) -> NormalizedBatch:
     rows = _columns(take_batch(batch))
     victims: list[Victim] = []
     kept: list[int] = []  # each victim's row in the batch
@@ -164,6 +171,11 @@ _MAPPERS: dict[MappingOptions, StixMapper] = {}
 
 def map_batch(options: MappingOptions, batch: str) -> MappedBatch:
     """Map one batch file of dep_victims rows (VICTIM_MODEL_FIELDS) to bundles; taken."""
+    with _gc_paused():
+        return _map_batch(options, batch)
+
+
+def _map_batch(options: MappingOptions, batch: str) -> MappedBatch:
     mapper = _MAPPERS.get(options) or _MAPPERS.setdefault(options, StixMapper(options))
     days, hashids, bundle_ids, primary_ids, texts, counts, digests = columns = [[] for _ in BUNDLE_SCHEMA]
     skipped = 0
@@ -211,6 +223,21 @@ def _victims_from_columns(rows: dict[str, list]) -> Iterator[Victim]:
 # ---------------------------------------------------------------------------------------------------
 # Worker processes
 # ---------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch runs. A batch makes a few hundred thousand
+    short-lived objects (parsed payloads, column lists, Victims) and no reference cycles, so the
+    collector would only walk them again and again: about a tenth of the time of a batch, measured.
+    Anything cyclic it did leave is collected as usual once the collector is back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def default_workers() -> int:

@@ -3,15 +3,19 @@ whatever DEP sends, nothing crashes and no record is lost."""
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
 from datetime import UTC, date, datetime
 
 import duckdb
+import pyarrow as pa
+import pytest
 import stix2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dep_assets import transform
 from dep_assets.archive import archive_response, migrate
 from dep_assets.archive.derived import build_bundles, build_victims
 from dep_assets.dep_client.client import DepResponse, parse_records
@@ -111,3 +115,29 @@ def test_small_batches_give_exactly_the_same_tables(tmp_path, monkeypatch):
     assert _derive(3) == one_batch
     # ... which is gone afterwards, with every batch file in it.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_pauses_the_cyclic_collector_and_always_gives_it_back(tmp_path):
+    seen = []
+
+    def watched(*_args, **_kwargs):
+        seen.append(gc.isenabled())
+        raise RuntimeError("stop here")
+
+    rows = pa.table(
+        {"payload": ['{"hashid": "a"}'], "first_seen": [None], "last_seen": [None], "versions_seen": [1], "fetch_id": [1]}
+    )
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transform, "normalize_record", watched)
+        with pytest.raises(RuntimeError, match="stop here"):
+            transform.normalize_batch("ext", transform.put_batch(rows, str(tmp_path / "batch.arrow")))
+    assert seen == [False]  # off while the batch ran ...
+    assert gc.isenabled()  # ... and back on after, even when the batch failed
+    gc.disable()
+    try:
+        with transform._gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
