@@ -57,7 +57,7 @@ class Settings:
     # Archive
     archive_path: Path = field(default_factory=lambda: Path(DEFAULT_ARCHIVE_PATH).absolute())
     archive_lock_timeout_seconds: float = 600.0  # DEP_ARCHIVE_LOCK_TIMEOUT
-    archive_memory_limit: str = "512MB"  # DEP_ARCHIVE_MEMORY_LIMIT: DuckDB's memory cap for writers
+    archive_memory_limit: str = "256MB"  # DEP_ARCHIVE_MEMORY_LIMIT: DuckDB's memory cap for writers
     quarantine_max_share: float = 0.10  # DEP_QUARANTINE_MAX_SHARE: the asset check warns above it
     transform_workers: int = 0  # DEP_TRANSFORM_WORKERS: processes for normalization/mapping; 0 = one per CPU
 
@@ -126,7 +126,7 @@ class Settings:
         # Relative to the working directory the code location runs in (the repository for `make dev`).
         values["archive_path"] = Path(env.text("DEP_ARCHIVE_PATH") or DEFAULT_ARCHIVE_PATH).expanduser().absolute()
         values["archive_lock_timeout_seconds"] = env.number("DEP_ARCHIVE_LOCK_TIMEOUT", 600.0, minimum=0)
-        values["archive_memory_limit"] = env.memory_size("DEP_ARCHIVE_MEMORY_LIMIT", "512MB")
+        values["archive_memory_limit"] = env.memory_size("DEP_ARCHIVE_MEMORY_LIMIT", "256MB")
         values["quarantine_max_share"] = env.number("DEP_QUARANTINE_MAX_SHARE", 0.10, minimum=0)
         values["transform_workers"] = env.integer("DEP_TRANSFORM_WORKERS", 0, minimum=0)
         values["confidence"] = env.integer("DEP_CONFIDENCE", 70, minimum=0, maximum=100)

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dep_assets import transform
-from dep_assets.archive import archive_response, migrate
-from dep_assets.archive.derived import build_bundles, build_victims
+from dep_assets.archive import archive_response, derived, migrate
+from dep_assets.archive.derived import _day_windows, build_bundles, build_victims
 from dep_assets.dep_client.client import DepResponse, parse_records
 from dep_assets.stix_mapping import MappingOptions, StixMapper
 
@@ -110,8 +110,10 @@ def _derive(batch_rows: int) -> tuple[list, list, list]:
 def test_small_batches_give_exactly_the_same_tables(tmp_path, monkeypatch):
     one_batch = _derive(20_000)
     assert len(one_batch[0]) == 31 and len(one_batch[1]) == 3 and len(one_batch[2]) == 30
-    # Many batches, in worker processes, handed over as files in a scratch directory ...
+    # Many windows of days, many batches, in worker processes, handed over as files in a scratch
+    # directory ...
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(derived, "WINDOW_ROWS", 7)
     assert _derive(3) == one_batch
     # ... which is gone afterwards, with every batch file in it.
     assert list(tmp_path.iterdir()) == []
@@ -141,3 +143,12 @@ def test_a_batch_pauses_the_cyclic_collector_and_always_gives_it_back(tmp_path):
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def test_rows_stream_in_windows_of_whole_days_in_day_order():
+    days = [date(2026, 3, d) for d in range(1, 7)]
+    per_day = list(zip(days, [10, 10, 5, 40, 1, 1], strict=True))
+    # At most 25 rows a window, a day never split, a day bigger than a window alone, nothing lost.
+    assert list(_day_windows(per_day, 25)) == [days[0:3], days[3:4], days[4:6]]
+    assert list(_day_windows(per_day, 20)) == [days[0:2], days[2:3], days[3:4], days[4:6]]
+    assert list(_day_windows([], 25)) == []

@@ -11,12 +11,17 @@ How the work is split: this module does the DuckDB side in the calling process, 
 per call (deletes, inserts); the rows to transform stream out of the archive through a second
 connection as Arrow batch files in a scratch directory, and the per-record Python runs on them in
 `dep_assets.transform`.
+
+The rows stream in windows of whole days, about `WINDOW_ROWS` rows each, each window sorted on its
+own: a single sorted query over a multi-year range would hold every row of it (with its payload)
+in DuckDB's sort at once, so the memory of a replay would grow with the length of history.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -37,6 +42,8 @@ from dep_assets.transform import (
 # Rows per unit of work: small enough to balance two workers and bound memory (a bundle is ~4 KB of
 # JSON), large enough that DuckDB and Arrow overheads stay small (measured by `make bench`).
 BATCH_ROWS = 2_500
+# Rows DuckDB sorts at once (a window of whole days): ~25 MB of payloads, a few of bundles' victims.
+WINDOW_ROWS = 25_000
 
 # The latest version of every announcement of one dataset, with where it is filed.
 _LATEST_VERSIONS = """
@@ -90,12 +97,18 @@ def _in_days(days: Iterable[date]) -> list[date]:
 # dep_victims and dep_quarantine
 # ---------------------------------------------------------------------------------------------------
 
-# What is filed on the days asked for, with its payload, in a stable order (the batches' order).
-_FILED = f"""
-SELECT l.*, p.payload
-FROM ({_LATEST_VERSIONS}) l JOIN raw_payloads p USING (payload_sha256)
-WHERE l.filed_day IN (SELECT unnest($days::DATE[]))
-ORDER BY l.filed_day, l.identity
+# The latest versions filed on the days asked for, without payloads (small rows), for one run: a temp
+# table of the reading connection, so the whole-history aggregation runs once.
+_FILED_VERSIONS = f"""
+CREATE TEMP TABLE filed_versions AS
+SELECT * FROM ({_LATEST_VERSIONS}) WHERE filed_day IN (SELECT unnest($days::DATE[]))
+"""
+# One window of them with their payloads, in a stable order (the batches' order).
+_FILED_WINDOW = """
+SELECT f.*, p.payload
+FROM filed_versions f JOIN raw_payloads p USING (payload_sha256)
+WHERE f.filed_day IN (SELECT unnest($days::DATE[]))
+ORDER BY f.filed_day, f.identity
 """
 
 
@@ -120,7 +133,7 @@ def build_victims(
             )
         with tempfile.TemporaryDirectory(prefix="dep-assets-victims-", ignore_cleanup_errors=True) as scratch:
             batches = InOrder(
-                normalize_batch, ((dataset, b) for b in _stream(conn, _FILED, params, batch_rows, scratch)), workers
+                normalize_batch, ((dataset, b) for b in _stream_filed(conn, params, batch_rows, scratch)), workers
             )
             for result in batches:
                 _insert_batch(conn, "dep_victims", result.victims)
@@ -231,7 +244,7 @@ def build_bundles(
         with tempfile.TemporaryDirectory(prefix="dep-assets-bundles-", ignore_cleanup_errors=True) as scratch:
             batches = InOrder(
                 map_batch,
-                ((mapper.options, b) for b in _stream(conn, _TO_MAP, params, batch_rows, scratch)),
+                ((mapper.options, b) for b in _stream_to_map(conn, params, batch_rows, scratch)),
                 workers,
             )
             for result in batches:
@@ -249,25 +262,73 @@ def build_bundles(
 # ---------------------------------------------------------------------------------------------------
 
 
-def _stream(
-    conn: duckdb.DuckDBPyConnection, query: str, params: dict, batch_rows: int, directory: str
-) -> Iterator[str]:
-    """The rows of `query`, `batch_rows` at a time, as Arrow IPC batch files in `directory`.
+def _stream_filed(conn: duckdb.DuckDBPyConnection, params: dict, batch_rows: int, directory: str) -> Iterator[str]:
+    """What is filed on `params["days"]`, with payloads, as batch files (see `_stream`)."""
+    with _reader(conn) as reader:
+        reader.execute(_FILED_VERSIONS, params)
+        per_day = reader.execute("SELECT filed_day, count(*) FROM filed_versions GROUP BY ALL ORDER BY 1").fetchall()
+        yield from _stream(reader, _FILED_WINDOW, {}, per_day, batch_rows, directory)
 
-    Through a second connection to the same database: DuckDB allows one open result per connection,
-    and `conn` writes between batches. That connection sees what is committed, which is what the
-    query reads (the raw archive, or the victims committed before the bundles are built).
+
+def _stream_to_map(conn: duckdb.DuckDBPyConnection, params: dict, batch_rows: int, directory: str) -> Iterator[str]:
+    """The `dep_victims` rows of `params["days"]` as batch files (see `_stream`)."""
+    with _reader(conn) as reader:
+        per_day = reader.execute(
+            "SELECT announcement_date, count(*) FROM dep_victims "
+            "WHERE dataset = $dataset AND announcement_date IN (SELECT unnest($days::DATE[])) GROUP BY ALL ORDER BY 1",
+            params,
+        ).fetchall()
+        yield from _stream(reader, _TO_MAP, params, per_day, batch_rows, directory)
+
+
+@contextmanager
+def _reader(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A second connection to `conn`'s database, for reading while `conn` writes.
+
+    DuckDB allows one open result per connection, and `conn` writes between batches. This one sees
+    what is committed, which is what is read (the raw archive, or the victims committed before the
+    bundles are built). Its temp tables go with it.
     """
     reader = conn.cursor()
     try:
         ((catalog,),) = conn.execute("SELECT current_database()").fetchall()
         reader.execute(f'USE "{catalog}"')
-        # `sql(...)`, not `execute(...)`: the latter copies the rows once more on the way to Arrow.
-        for number, batch in enumerate(reader.sql(query, params=params).to_arrow_reader(batch_rows)):
-            if batch.num_rows:
-                yield put_batch(batch, f"{directory}/{number:06d}.arrow")
+        yield reader
     finally:
         reader.close()
+
+
+def _stream(
+    reader: duckdb.DuckDBPyConnection,
+    query: str,
+    params: dict,
+    per_day: list[tuple[date, int]],
+    batch_rows: int,
+    directory: str,
+) -> Iterator[str]:
+    """The rows of `query` (which reads the days of `$days`), `batch_rows` at a time, as Arrow IPC
+    batch files in `directory`: one window of days (`per_day`: rows per day, in day order) at a time."""
+    number = 0
+    for window in _day_windows(per_day, WINDOW_ROWS):
+        # `sql(...)`, not `execute(...)`: the latter copies the rows once more on the way to Arrow.
+        for batch in reader.sql(query, params={**params, "days": window}).to_arrow_reader(batch_rows):
+            if batch.num_rows:
+                yield put_batch(batch, f"{directory}/{number:06d}.arrow")
+                number += 1
+
+
+def _day_windows(per_day: list[tuple[date, int]], rows: int) -> Iterator[list[date]]:
+    """Consecutive days, grouped into windows of at most `rows` rows (a bigger day alone)."""
+    window: list[date] = []
+    size = 0
+    for day, count in per_day:
+        if window and size + count > rows:
+            yield window
+            window, size = [], 0
+        window.append(day)
+        size += count
+    if window:
+        yield window
 
 
 def _insert_batch(

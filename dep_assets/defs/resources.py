@@ -94,7 +94,7 @@ class DuckDBArchiveResource(dg.ConfigurableResource):
 
     path: str
     lock_timeout_seconds: float = 600.0
-    memory_limit: str = "512MB"
+    memory_limit: str = "256MB"
     transform_workers: int = 0  # 0: one worker process per CPU
 
     def get_archive(self) -> Archive:
