@@ -309,6 +309,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
+def _helpers_peak_rss_mb() -> float:
+    """The peak RSS (VmHWM) of this process's live children: multiprocessing's forkserver, which the
+    transform workers are forked from, and its resource tracker. 0 where /proc is not available."""
+    total = 0.0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields.get("PPid", "").strip() == str(os.getpid()) and "VmHWM" in fields:
+            total += int(fields["VmHWM"].split()[0]) / 1024
+    return total
 
 
 def _vm_hwm_mb() -> float | None:
@@ -418,6 +430,7 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
             "SELECT (SELECT count(*) FROM dep_victims), (SELECT count(*) FROM dep_quarantine), "
             "(SELECT count(*) FROM stix_bundles)"
         ).fetchall()[0]
+    helpers = _helpers_peak_rss_mb()
     if profiler:
         profiler.dump_stats(profile)
     return {
@@ -436,13 +449,18 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
         "stix_s": round(stix_done - victims_done, 3),
         "baseline_rss_mb": round(baseline, 1),
         "peak_rss_after_victims_mb": round(after_victims, 1),
-        # An upper bound of the replay's total: this process's peak plus each worker at the largest
-        # worker peak (the workers run beside it; each reports its own VmHWM).
+        # An upper bound of the replay's total: this process's peak, plus each worker at the largest
+        # worker peak (the workers run beside it; each reports its own VmHWM), plus the helper
+        # processes (forkserver, resource tracker), though the workers share most of the forkserver's.
         "main_peak_rss_mb": round(_peak_rss_mb(), 1),
         "workers": max(victims.workers, bundles.workers),
         "worker_peak_rss_mb": round(max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb), 1),
+        "helpers_peak_rss_mb": round(helpers, 1),
         "peak_rss_mb": round(
-            _peak_rss_mb() + max(victims.workers, bundles.workers) * max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb), 1
+            _peak_rss_mb()
+            + max(victims.workers, bundles.workers) * max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb)
+            + helpers,
+            1,
         ),
         "vm_hwm_mb": _vm_hwm_mb(),
         "duckdb_memory_limit": memory_limit,
@@ -555,7 +573,8 @@ def _report(
         f"{derive['skipped']:,} placeholder victims skipped)"
     )
     print(f"replay process: {derive['baseline_rss_mb']:.0f} MB after imports, peak {derive['main_peak_rss_mb']:.0f} MB; "
-          f"{derive['workers']} transform workers, each at most {derive['worker_peak_rss_mb']:.0f} MB: "
+          f"{derive['workers']} transform workers, each at most {derive['worker_peak_rss_mb']:.0f} MB; "
+          f"forkserver and resource tracker {derive['helpers_peak_rss_mb']:.0f} MB: "
           f"{derive['peak_rss_mb']:.0f} MB in all at most")  # fmt: skip
     print(f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after, on {os.cpu_count()} CPUs: "
           "other work on the machine slows every figure above")  # fmt: skip
