@@ -20,7 +20,7 @@ Usage: python -m dep_assets.bench [--records N] [--days D] [--workdir DIR] [--se
 `--profile` writes a cProfile of the main replay; `--duckdb-memory-limit 1GB` is a what-if: the
 replay's connection gets that DuckDB `memory_limit` instead of the archive's default
 (DEP_ARCHIVE_MEMORY_LIMIT). The replay uses the transform workers the assets use (one per CPU); its
-peak RSS counts them.
+peak RSS counts them and the forkserver they are forked from.
 """
 
 from __future__ import annotations
@@ -628,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--duckdb-memory-limit",
         default=None,
-        help="what-if: SET memory_limit (e.g. 512MB) on the replay connection; the assets do not set it",
+        help="what-if: SET memory_limit (e.g. 512MB) on the replay connection instead of DEP_ARCHIVE_MEMORY_LIMIT's default",
     )
     parser.add_argument("--_child", choices=("archive", "derive"), help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
