@@ -1325,3 +1325,121 @@ def test_arbitrary_text_never_breaks_the_bundle(victim: Victim, options: Mapping
     assert bundle_dangling_refs(bundle) == set()
     ids = [obj["id"] for obj in bundle["objects"]]
     assert len(ids) == len(set(ids))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The compiled JSON path (_fastmap.c) against the Python reference (`StixMapper._map`)
+# ---------------------------------------------------------------------------------------------------
+
+try:
+    from dep_assets.stix_mapping import _fastmap
+except ImportError:  # built at install when a C compiler is there (pyproject: optional)
+    _fastmap = None
+pytestmark_compiled = pytest.mark.skipif(_fastmap is None, reason="the C extension is not built")
+# Every option set the compiled path serves, in a few variations; the others run the Python.
+COMPILED_OPTIONS = [
+    MappingOptions(),
+    MappingOptions(tlp="amber+strict", dataset_label=True, confidence=5),
+    MappingOptions(skip_empty_victim=False, enable_site_indicator=False),
+    MappingOptions(skip_empty_victim=False, enable_hash_indicator=False, tlp="clear"),
+]
+# Any text, lone surrogates, control characters and astral code points included.
+any_text = st.text(alphabet=st.characters(blacklist_categories=()), max_size=30)
+some_text = st.none() | any_text | st.sampled_from(["", " ", "n/a", "None", "DigIntLab", "http://x.io", "x.io"])
+
+
+@pytestmark_compiled
+def test_the_compiled_path_serves_exactly_the_incident_options() -> None:
+    for options in COMPILED_OPTIONS:
+        assert StixMapper(options).compiled, options
+    for options in (
+        MappingOptions(primary_object="report"),
+        MappingOptions(create_sector_identities=True),
+        MappingOptions(create_intrusion_sets=True),
+        MappingOptions(create_country_locations=True),
+    ):
+        assert not StixMapper(options).compiled, options
+
+
+@pytestmark_compiled
+@pytest.mark.parametrize("options", COMPILED_OPTIONS, ids=_combo_id)
+def test_compiled_bundles_equal_the_python_for_every_sample(options: MappingOptions) -> None:
+    mapper = StixMapper(options)
+    victims = [*SAMPLE_VICTIMS.values(), *COMBO_VICTIMS.values()]
+    for victim in victims:
+        assert mapper.map_bundle(victim) == mapper._map(victim, True)
+    assert sum(mapper.map_bundle(v) is not None for v in victims) >= len(SAMPLE_VICTIMS) - 2
+
+
+@pytestmark_compiled
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    options=st.sampled_from(COMPILED_OPTIONS),
+    name=some_text,
+    hashid=st.sampled_from(["a" * 32, "B" * 40, "0123456789abcdef" * 4, " abc ", "zz" * 16]) | any_text,
+    day=st.dates(),
+    texts=st.lists(some_text, min_size=9, max_size=9),
+    data_types=st.lists(any_text, max_size=4).map(tuple),
+)
+def test_compiled_bundles_equal_the_python_for_any_victim(options, name, hashid, day, texts, data_types) -> None:
+    link, site, title, sector, revenue, domain, domain_given, description, dataset = texts
+    victim = _victim(
+        victim=name,
+        hashid=hashid,
+        announcement_date=day,
+        leak_link=link,
+        site=site,
+        title=title,
+        sector_given=sector,
+        revenue=revenue,
+        victim_domain=domain,
+        victim_domain_given=domain_given,
+        description=description,
+        dataset=dataset,
+        data_types=data_types,
+    )
+    mapper = StixMapper(options)
+    try:
+        expected = mapper._map(victim, True)
+    except Exception as error:  # the reference refuses it: so must the compiled path
+        with pytest.raises(type(error)):
+            mapper.map_bundle(victim)
+        return
+    assert mapper.map_bundle(victim) == expected
+
+
+@pytestmark_compiled
+@settings(max_examples=300, deadline=None)
+@given(name=any_text, namespace=st.binary(min_size=16, max_size=16))
+def test_compiled_uuid5_is_the_mappers(name: str, namespace: bytes) -> None:
+    import hashlib
+
+    from dep_assets.stix_mapping.mapper import _uuid5
+
+    assert _fastmap.uuid5(namespace, name) == _uuid5(hashlib.sha1(namespace), name)
+    assert _fastmap.uuid5(namespace, name * 40) == _uuid5(hashlib.sha1(namespace), name * 40)  # many blocks
+
+
+def test_without_the_extension_the_python_writes_the_same_bytes() -> None:
+    """An install without a C compiler runs the Python path: same bundles, byte for byte."""
+    victims = [*SAMPLE_VICTIMS.values(), *COMBO_VICTIMS.values()]
+    script = (
+        "import pickle, sys, json\n"
+        "sys.modules['dep_assets.stix_mapping._fastmap'] = None  # as if it was never built\n"
+        "from dep_assets.stix_mapping import StixMapper\n"
+        "victims, options = pickle.load(sys.stdin.buffer)\n"
+        "mappers = [StixMapper(o) for o in options]\n"
+        "assert not any(m.compiled for m in mappers)\n"
+        "print(json.dumps([[m.map_json(v) for v in victims] for m in mappers]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=pickle.dumps((victims, COMPILED_OPTIONS)),
+        capture_output=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
+    expected = [[StixMapper(o).map_json(v) for v in victims] for o in COMPILED_OPTIONS]
+    assert json.loads(result.stdout) == expected
+    assert sum(text is not None for texts in expected for text in texts) > 3 * len(SAMPLE_VICTIMS)

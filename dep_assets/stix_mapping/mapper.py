@@ -60,6 +60,13 @@ from uuid import NAMESPACE_URL, UUID
 from dep_assets.normalize.model import Victim
 from dep_assets.stix_mapping.options import MappingOptions
 
+try:  # the compiled JSON path for incident bundles (see _fastmap.c); the Python below is the reference
+    from dep_assets.stix_mapping._fastmap import (
+        IncidentMapper as _CompiledIncidentMapper,
+    )
+except ImportError:  # not built (no C compiler at install): the Python path serves every option set
+    _CompiledIncidentMapper = None
+
 __all__ = [
     "AUTHOR_ID",
     "AUTHOR_NAME",
@@ -650,6 +657,7 @@ class StixMapper:
         "_dataset_label",
         "_author_json",
         "_marking_json",
+        "_compiled",
     )
 
     def __init__(self, options: MappingOptions | None = None) -> None:
@@ -671,6 +679,37 @@ class StixMapper:
         self._dataset_label = options.dataset_label
         self._author_json = _ENCODER.encode(author_identity(self._marking_id))
         self._marking_json = _ENCODER.encode(marking_definition(options.tlp)) if options.tlp else None
+        # The compiled path writes incident bundles without sector, intrusion set or country objects
+        # (the connector's defaults); any other option set runs `_map`.
+        self._compiled = None
+        if _CompiledIncidentMapper is not None and not (
+            self._report or self._sectors or self._actors or self._countries
+        ):
+            self._compiled = _CompiledIncidentMapper(
+                skip_empty_victim=self._skip,
+                site_indicator=self._site,
+                hash_indicator=self._hash,
+                dataset_label=self._dataset_label,
+                confidence_json=self._confidence_json,
+                omr=self._omr,
+                author_json=self._author_json,
+                marking_json=self._marking_json,
+                fingerprint=self.fingerprint,
+                placeholders=_PLACEHOLDER_VICTIMS,
+                encode_ascii=_s,
+                encode=_json_str,
+                mapped_bundle=MappedBundle,
+                author_id=AUTHOR_ID,
+                label=LABEL,
+                opencti_namespace=OPENCTI_NAMESPACE.bytes,
+                url_namespace=NAMESPACE_URL.bytes,
+                bundle_namespace=BUNDLE_NAMESPACE.bytes,
+            )
+
+    @property
+    def compiled(self) -> bool:
+        """Whether `map_json` / `map_bundle` run the compiled path for these options."""
+        return self._compiled is not None
 
     def map(self, victim: Victim) -> dict[str, Any] | None:
         """The bundle as a plain dict (fresh dicts and lists every call), None when skipped."""
@@ -678,11 +717,13 @@ class StixMapper:
 
     def map_json(self, victim: Victim) -> str | None:
         """`serialize_bundle(self.map(victim))`, computed directly; None when skipped."""
-        mapped = self._map(victim, True)
-        return None if mapped is None else mapped.text  # type: ignore[union-attr]
+        mapped = self.map_bundle(victim)
+        return None if mapped is None else mapped.text
 
     def map_bundle(self, victim: Victim) -> MappedBundle | None:
         """`map_json` with the bundle's id, primary object id and object count; None when skipped."""
+        if self._compiled is not None:
+            return self._compiled.map_bundle(victim)
         return self._map(victim, True)  # type: ignore[return-value]
 
     __call__ = map
