@@ -35,6 +35,7 @@ from dep_assets.transform import (
     InOrder,
     map_batch,
     normalize_batch,
+    prestart_workers,
     put_batch,
     take_batch,
 )
@@ -123,6 +124,7 @@ def build_victims(
     on_quarantine: Callable[[str], None] | None = None,
 ) -> VictimsOutcome:
     """Recompute `dep_victims` and `dep_quarantine` for `days` of `dataset`, in one transaction."""
+    prestart_workers(workers)
     params = {"dataset": dataset, "days": _in_days(days)}
     outcome = VictimsOutcome()
     with transaction(conn):
@@ -217,6 +219,7 @@ def build_bundles(
     workers: int | None = None,
 ) -> BundlesOutcome:
     """Recompute `stix_bundles` for `days` of `dataset` from `dep_victims`, in one transaction."""
+    prestart_workers(workers)
     params = {"dataset": dataset, "days": _in_days(days)}
     outcome = BundlesOutcome()
     with transaction(conn):
