@@ -753,3 +753,20 @@ def test_long_values_bypass_the_caches():
     v = victim_of({**BASE, "sector": long_sector, "actor": "X" * 10_000})
     assert v.sector == long_sector.strip()
     assert v.actor == "X" * 10_000
+
+
+# Percent-escapes of every kind (valid UTF-8, broken sequences, bad hex, a lone %), mixed with any text.
+_percent_text = st.lists(
+    st.sampled_from(["%", "%e2", "%82", "%AC", "%c3%a9", "%f0%9f%98%80", "%ZZ", "%2", "%41", "%ff", "%80", "%E2%82"])
+    | st.text(alphabet=st.characters(blacklist_categories=()), max_size=3),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=_percent_text)
+def test_url_decoding_is_urllibs(text: str) -> None:
+    """The compiled unquote (when built) gives exactly urllib.parse.unquote's result."""
+    from dep_assets.normalize import fields
+
+    assert fields.unquote(text) == unquote(text)

