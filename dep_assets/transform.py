@@ -14,6 +14,7 @@ pandas, no Dagster), so a worker process starts in a fraction of a second and st
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import multiprocessing
@@ -317,9 +318,31 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 
 def _start_worker() -> None:
-    # Arrow's default allocator keeps freed memory for reuse; a worker handles one batch at a time,
-    # so giving it back to the system keeps each worker's footprint at about one batch.
+    # Arrow allocates through malloc, so the heap settings below govern its buffers too (Arrow's own
+    # allocator held ~20 MB more per worker for no speed).
     pa.set_memory_pool(pa.system_memory_pool())
+    _reuse_heap_pages()
+
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def _reuse_heap_pages() -> None:
+    """Let each batch reuse the pages of the one before (glibc; elsewhere nothing changes).
+
+    By default glibc serves a block over a few MB (a batch's 20 MB of bundle text) with a fresh mmap
+    and trims the heap as soon as it is freed, so every batch touches new pages: ~1.6 page faults
+    per bundle, ~10% of a mapping worker's time here. Batches are alike in size, so keeping the
+    pages costs nothing at the peak.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # up to 32 MB (its largest) from the heap, not a fresh mmap
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # keep freed pages for the next batch
+    mallopt(_M_TOP_PAD, 64 << 20)  # and grow the heap 64 MB at a time
 
 
 # ---------------------------------------------------------------------------------------------------
