@@ -7,9 +7,9 @@
  * (hypothesis) both ways and compare the texts, so the two cannot drift apart unnoticed.
  *
  * Why it exists: mapping is most of a replay's CPU, spread over some two hundred lines of Python at a
- * fraction of a microsecond each, plus eight uuid5 ids per bundle. Here the assembly is plain C and
- * the ids are SHA-1 in C; Unicode work (lower, strip, JSON string escaping) still calls the same
- * Python functions as the reference, so it cannot differ.
+ * fraction of a microsecond each, plus eight uuid5 ids per bundle. Here the assembly, the JSON string
+ * escaping (encode_basestring_ascii's rules) and the SHA-1 of the ids are C; case and whitespace
+ * (lower, strip) and non-ASCII id keys still go through the same Python functions as the reference.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -165,7 +165,6 @@ typedef struct {
     PyObject *marking_json;      /* str or None */
     PyObject *fingerprint;       /* str */
     PyObject *placeholders;      /* frozenset of str */
-    PyObject *encode_ascii;      /* json.encoder.encode_basestring_ascii (mapper._s) */
     PyObject *encode;            /* json.encoder.encode_basestring (mapper._json_str) */
     PyObject *mapped_bundle;     /* the MappedBundle class */
     PyObject *author_id;         /* str */
@@ -180,7 +179,7 @@ static PyObject *s_victim, *s_announcement_date, *s_hashid, *s_leak_link, *s_sit
 static void mapper_dealloc(Mapper *self) {
     Py_XDECREF(self->confidence_json); Py_XDECREF(self->omr); Py_XDECREF(self->author_json);
     Py_XDECREF(self->marking_json); Py_XDECREF(self->fingerprint); Py_XDECREF(self->placeholders);
-    Py_XDECREF(self->encode_ascii); Py_XDECREF(self->encode); Py_XDECREF(self->mapped_bundle);
+    Py_XDECREF(self->encode); Py_XDECREF(self->mapped_bundle);
     Py_XDECREF(self->author_id); Py_XDECREF(self->label);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -198,18 +197,18 @@ static int hash_namespace(Sha1 *s, PyObject *bytes) {
 static int mapper_init(Mapper *self, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"skip_empty_victim", "site_indicator", "hash_indicator", "dataset_label",
                             "confidence_json", "omr", "author_json", "marking_json", "fingerprint", "placeholders",
-                            "encode_ascii", "encode", "mapped_bundle", "author_id", "label",
+                            "encode", "mapped_bundle", "author_id", "label",
                             "opencti_namespace", "url_namespace", "bundle_namespace", NULL};
     PyObject *opencti, *url, *bundle;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ppppUUUOUOOOOUUSSS", names, &self->skip_empty_victim,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ppppUUUOUOOOUUSSS", names, &self->skip_empty_victim,
                                      &self->site_indicator, &self->hash_indicator, &self->dataset_label,
                                      &self->confidence_json, &self->omr, &self->author_json, &self->marking_json,
-                                     &self->fingerprint, &self->placeholders, &self->encode_ascii, &self->encode,
+                                     &self->fingerprint, &self->placeholders, &self->encode,
                                      &self->mapped_bundle, &self->author_id, &self->label, &opencti, &url, &bundle))
         return -1;
     Py_INCREF(self->confidence_json); Py_INCREF(self->omr); Py_INCREF(self->author_json);
     Py_INCREF(self->marking_json); Py_INCREF(self->fingerprint); Py_INCREF(self->placeholders);
-    Py_INCREF(self->encode_ascii); Py_INCREF(self->encode); Py_INCREF(self->mapped_bundle);
+    Py_INCREF(self->encode); Py_INCREF(self->mapped_bundle);
     Py_INCREF(self->author_id); Py_INCREF(self->label);
     if (self->marking_json != Py_None && !PyUnicode_Check(self->marking_json)) {
         PyErr_SetString(PyExc_TypeError, "_fastmap: marking_json is a str or None");
@@ -275,8 +274,7 @@ static int put_escaped(Text *t, PyObject *s, int ascii) {
 }
 
 /* encode_basestring_ascii(s), appended: a JSON string as serialize_bundle writes it. */
-static int put_json(Mapper *m, Text *t, PyObject *s) {
-    (void)m;
+static int put_json(Text *t, PyObject *s) {
     return PUT(t, "\"") || put_escaped(t, s, 1) || PUT(t, "\"");
 }
 
@@ -323,8 +321,6 @@ static int uuid5_prefixed(const Sha1 *ns, const char *prefix, PyObject *value, c
     uuid5_finish(&s, out);
     return 0;
 }
-
-static int uuid5_str(const Sha1 *ns, PyObject *name, char out[36]) { return uuid5_prefixed(ns, "", name, out); }
 
 /* uuid5(OpenCTI, prefix + encode_basestring(value) + "}"): identity_id / indicator_id. */
 static int json_keyed_id(Mapper *m, const char *prefix, PyObject *value, char out[36]) {
@@ -373,11 +369,11 @@ static int put_relationship(Mapper *m, Text *t, const char *created, const char 
 }
 
 /* An external reference as mapper._ref_json writes it (description and url may be NULL). */
-static int put_ref(Mapper *m, Text *t, PyObject *description, const char *source_name, PyObject *url) {
+static int put_ref(Text *t, PyObject *description, const char *source_name, PyObject *url) {
     if (PUT(t, "{")) return -1;
-    if (description && (PUT(t, "\"description\":") || put_json(m, t, description) || PUT(t, ","))) return -1;
+    if (description && (PUT(t, "\"description\":") || put_json(t, description) || PUT(t, ","))) return -1;
     if (PUT(t, "\"source_name\":\"") || put(t, source_name, (Py_ssize_t)strlen(source_name)) || PUT(t, "\"")) return -1;
-    if (url && (PUT(t, ",\"url\":") || put_json(m, t, url))) return -1;
+    if (url && (PUT(t, ",\"url\":") || put_json(t, url))) return -1;
     return PUT(t, "}");
 }
 
@@ -504,7 +500,7 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
             if ((sector_true || revenue_true) && !description) goto done;
 
             if (PUT(&t, ",") || put_head(m, &t, created)) goto done;
-            if (description && (PUT(&t, "\"description\":") || put_json(m, &t, description) || PUT(&t, ","))) goto done;
+            if (description && (PUT(&t, "\"description\":") || put_json(&t, description) || PUT(&t, ","))) goto done;
             int other_site = 0;
             if (site_true) {
                 other_site = PyObject_RichCompareBool(site, link, Py_NE);
@@ -512,17 +508,17 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
             }
             if (link_true || other_site) {
                 if (PUT(&t, "\"external_references\":[")) goto done;
-                if (link_true && put_ref(m, &t, title == Py_None ? NULL : title, "dep", link)) goto done;
+                if (link_true && put_ref(&t, title == Py_None ? NULL : title, "dep", link)) goto done;
                 if (other_site) {
                     if (!(site_ref_url = site_url(site))) goto done;
-                    if ((link_true && PUT(&t, ",")) || put_ref(m, &t, NULL, "victim-site", site_ref_url)) goto done;
+                    if ((link_true && PUT(&t, ",")) || put_ref(&t, NULL, "victim-site", site_ref_url)) goto done;
                 }
                 if (PUT(&t, "],")) goto done;
             }
             if (PUT(&t, "\"id\":\"identity--") || put(&t, victim_ref, 36) ||
                 PUT(&t, "\",\"identity_class\":\"organization\",\"labels\":[\"") || put_ascii(&t, m->label) ||
                 PUT(&t, "\"],\"modified\":\"") || put(&t, created, 24) || PUT(&t, "\",\"name\":") ||
-                put_json(m, &t, name) || PUT(&t, ",") || put_ascii(&t, m->omr) ||
+                put_json(&t, name) || PUT(&t, ",") || put_ascii(&t, m->omr) ||
                 PUT(&t, "\"spec_version\":\"2.1\",\"type\":\"identity\"}"))
                 goto done;
             objects++;
@@ -636,11 +632,11 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
     memcpy(primary_id + 10, uuid_part, 36);
     if (PUT(&t, ",") || put_head(m, &t, created)) goto done;
     if (victim_description != Py_None &&
-        (PUT(&t, "\"description\":") || put_json(m, &t, victim_description) || PUT(&t, ",")))
+        (PUT(&t, "\"description\":") || put_json(&t, victim_description) || PUT(&t, ",")))
         goto done;
     if (primary_url || title_true) {
         if (PUT(&t, "\"external_references\":[") ||
-            put_ref(m, &t, title_true ? title : NULL, "dep", primary_url) || PUT(&t, "],"))
+            put_ref(&t, title_true ? title : NULL, "dep", primary_url) || PUT(&t, "],"))
             goto done;
     }
     if (PUT(&t, "\"first_seen\":\"") || put(&t, first_seen, 20) || PUT(&t, "\",\"id\":\"") || put(&t, primary_id, 46) ||
@@ -648,12 +644,12 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         goto done;
     if (labels) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(labels); i++)
-            if ((i && PUT(&t, ",")) || put_json(m, &t, PyList_GET_ITEM(labels, i))) goto done;
-    } else if (put_json(m, &t, m->label)) {
+            if ((i && PUT(&t, ",")) || put_json(&t, PyList_GET_ITEM(labels, i))) goto done;
+    } else if (put_json(&t, m->label)) {
         goto done;
     }
     if (PUT(&t, "],\"modified\":\"") || put(&t, created, 24) || PUT(&t, "\",\"name\":") ||
-        put_json(m, &t, primary_name) || PUT(&t, ",") || put_ascii(&t, m->omr) ||
+        put_json(&t, primary_name) || PUT(&t, ",") || put_ascii(&t, m->omr) ||
         PUT(&t, "\"spec_version\":\"2.1\",\"type\":\"incident\"}"))
         goto done;
     objects++;
@@ -674,8 +670,8 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
             put(&t, ind->description, (Py_ssize_t)strlen(ind->description)) || PUT(&t, "\",\"id\":\"") ||
             put(&t, source, 47) || PUT(&t, "\",\"labels\":[\"") || put_ascii(&t, m->label) ||
             PUT(&t, "\"],\"modified\":\"") || put(&t, created, 24) || PUT(&t, "\",\"name\":") ||
-            put_json(m, &t, ind->name) || PUT(&t, ",") || put_ascii(&t, m->omr) || PUT(&t, "\"pattern\":") ||
-            put_json(m, &t, ind->pattern) ||
+            put_json(&t, ind->name) || PUT(&t, ",") || put_ascii(&t, m->omr) || PUT(&t, "\"pattern\":") ||
+            put_json(&t, ind->pattern) ||
             PUT(&t, ",\"pattern_type\":\"stix\",\"pattern_version\":\"2.1\",\"spec_version\":\"2.1\","
                     "\"type\":\"indicator\",\"valid_from\":\"") ||
             put(&t, created, 24) || PUT(&t, "\"}"))
@@ -738,7 +734,7 @@ static PyObject *uuid5_py(PyObject *module, PyObject *args) {
     PyObject *namespace, *name;
     Sha1 s;
     char out[36];
-    if (!PyArg_ParseTuple(args, "SU", &namespace, &name) || hash_namespace(&s, namespace) || uuid5_str(&s, name, out))
+    if (!PyArg_ParseTuple(args, "SU", &namespace, &name) || hash_namespace(&s, namespace) || uuid5_prefixed(&s, "", name, out))
         return NULL;
     return PyUnicode_FromStringAndSize(out, 36);
 }

@@ -696,7 +696,6 @@ class StixMapper:
                 marking_json=self._marking_json,
                 fingerprint=self.fingerprint,
                 placeholders=_PLACEHOLDER_VICTIMS,
-                encode_ascii=_s,
                 encode=_json_str,
                 mapped_bundle=MappedBundle,
                 author_id=AUTHOR_ID,
