@@ -31,7 +31,7 @@ from operator import attrgetter
 import pyarrow as pa
 
 from dep_assets.normalize import Victim, normalize_record
-from dep_assets.stix_mapping import MappingOptions, StixMapper
+from dep_assets.stix_mapping import MappingOptions, mapper_for
 
 VICTIM_COLUMNS = (
     "dataset", "hashid", "announcement_date", "victim", "victim_normalized", "victim_is_placeholder",
@@ -168,9 +168,6 @@ class MappedBatch:
     peak_rss_mb: float  # of the process that ran it
 
 
-_MAPPERS: dict[MappingOptions, StixMapper] = {}
-
-
 def map_batch(options: MappingOptions, batch: str) -> MappedBatch:
     """Map one batch file of dep_victims rows (VICTIM_MODEL_FIELDS) to bundles; taken."""
     with _gc_paused():
@@ -178,7 +175,7 @@ def map_batch(options: MappingOptions, batch: str) -> MappedBatch:
 
 
 def _map_batch(options: MappingOptions, batch: str) -> MappedBatch:
-    mapper = _MAPPERS.get(options) or _MAPPERS.setdefault(options, StixMapper(options))
+    mapper = mapper_for(options)
     days, hashids, bundle_ids, primary_ids, texts, counts, digests = columns = [[] for _ in BUNDLE_SCHEMA]
     skipped = 0
     for victim in _victims_from_columns(_columns(take_batch(batch))):

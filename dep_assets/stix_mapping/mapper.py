@@ -83,6 +83,7 @@ __all__ = [
     "location_id",
     "map_victim",
     "map_victim_json",
+    "mapper_for",
     "marking_definition",
     "relationship_id",
     "report_id",
@@ -1115,7 +1116,8 @@ _MAPPERS: dict[MappingOptions, StixMapper] = {}
 _DEFAULT_OPTIONS = MappingOptions()
 
 
-def _mapper_for(options: MappingOptions | None) -> StixMapper:
+def mapper_for(options: MappingOptions | None = None) -> StixMapper:
+    """The StixMapper of `options` (default options for None), compiled once per process and kept."""
     if options is None:
         options = _DEFAULT_OPTIONS
     elif not isinstance(options, MappingOptions):
@@ -1131,7 +1133,7 @@ def map_victim(victim: Victim, options: MappingOptions | None = None) -> dict[st
 
     Every call returns fresh dicts and lists: callers may mutate the result (pycti's splitter does).
     """
-    return _mapper_for(options).map(victim)
+    return mapper_for(options).map(victim)
 
 
 def serialize_bundle(bundle: dict[str, Any]) -> str:
@@ -1141,7 +1143,7 @@ def serialize_bundle(bundle: dict[str, Any]) -> str:
 
 def map_victim_json(victim: Victim, options: MappingOptions | None = None) -> str | None:
     """`serialize_bundle(map_victim(victim, options))`, byte for byte, built directly (faster)."""
-    return _mapper_for(options).map_json(victim)
+    return mapper_for(options).map_json(victim)
 
 
 def _iter_refs(value: Any) -> Iterator[str]:
