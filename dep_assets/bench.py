@@ -312,18 +312,21 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` ([] where /proc does not list them, or once it is gone)."""
+    try:
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def _helpers_peak_rss_mb() -> float:
     """The peak RSS (VmHWM) of this process's live children: multiprocessing's forkserver, which the
     transform workers are forked from, and its resource tracker. 0 where /proc is not available."""
-    total = 0.0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-        except OSError:  # the process ended meanwhile
-            continue
-        if fields.get("PPid", "").strip() == str(os.getpid()) and "VmHWM" in fields:
-            total += int(fields["VmHWM"].split()[0]) / 1024
-    return total
+    # Imported here, not at module level: see the imports above.
+    from dep_assets.transform import own_peak_rss_mb
+
+    return sum(own_peak_rss_mb(child) for child in _children(os.getpid()))
 
 
 class _TreeMemory:
@@ -366,10 +369,9 @@ class _TreeMemory:
                     if line.startswith("Pss:"):
                         total += int(line.split()[1]) / 1024
                         break
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    pending.extend(int(child) for child in (task / "children").read_text().split())
             except (OSError, ValueError):  # the process ended meanwhile
                 continue
+            pending.extend(_children(pid))
         self.peak = max(self.peak, total)
         return total
 
@@ -494,10 +496,18 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
             "SELECT (SELECT count(*) FROM dep_victims), (SELECT count(*) FROM dep_quarantine), "
             "(SELECT count(*) FROM stix_bundles)"
         ).fetchall()[0]
+    workers = max(victims.workers, bundles.workers)
+    worker_peak = max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb)
     helpers = _helpers_peak_rss_mb()
+    # An upper bound of the replay's total: this process's peak, plus each worker at the largest
+    # worker peak (the workers run beside it; each reports its own VmHWM), plus the helper processes
+    # (forkserver, resource tracker), though the workers share most of the forkserver's.
+    upper_bound = _peak_rss_mb() + workers * worker_peak + helpers
+    if not tree.available:  # where /proc gives no PSS, the per-process peaks stand in
+        victims_peak, stix_peak = after_victims, upper_bound
     if profiler:
         profiler.dump_stats(profile)
-    result = {
+    return {
         "stage": "derive",
         "raw_records": raw_records,
         "announcements": announcements,
@@ -514,32 +524,17 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
         "baseline_rss_mb": round(baseline, 1),
         "peak_rss_after_victims_mb": round(after_victims, 1),
         # The replay's memory: all its processes together, shared pages once (see _TreeMemory).
-        "victims_peak_rss_mb": round(victims_peak, 1) if tree.available else None,
-        "stix_peak_rss_mb": round(stix_peak, 1) if tree.available else None,
-        # An upper bound of the replay's total: this process's peak, plus each worker at the largest
-        # worker peak (the workers run beside it; each reports its own VmHWM), plus the helper
-        # processes (forkserver, resource tracker), though the workers share most of the forkserver's.
+        "victims_peak_rss_mb": round(victims_peak, 1),
+        "stix_peak_rss_mb": round(stix_peak, 1),
+        "peak_rss_mb": round(max(victims_peak, stix_peak), 1),
         "main_peak_rss_mb": round(_peak_rss_mb(), 1),
-        "workers": max(victims.workers, bundles.workers),
-        "worker_peak_rss_mb": round(max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb), 1),
+        "workers": workers,
+        "worker_peak_rss_mb": round(worker_peak, 1),
         "helpers_peak_rss_mb": round(helpers, 1),
-        "peak_rss_upper_bound_mb": round(
-            _peak_rss_mb()
-            + max(victims.workers, bundles.workers) * max(victims.worker_peak_rss_mb, bundles.worker_peak_rss_mb)
-            + helpers,
-            1,
-        ),
+        "peak_rss_upper_bound_mb": round(upper_bound, 1),
         "vm_hwm_mb": _vm_hwm_mb(),
         "duckdb_memory_limit": memory_limit,
     }
-    # Where /proc gives no PSS, the upper bound stands in for the replay's peak.
-    result["peak_rss_mb"] = (
-        round(max(victims_peak, stix_peak), 1) if tree.available else result["peak_rss_upper_bound_mb"]
-    )
-    if not tree.available:
-        result["victims_peak_rss_mb"] = result["peak_rss_after_victims_mb"]
-        result["stix_peak_rss_mb"] = result["peak_rss_upper_bound_mb"]
-    return result
 
 
 # --------------------------------------------------------------------------------------------------

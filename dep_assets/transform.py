@@ -243,11 +243,12 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def own_peak_rss_mb() -> float:
-    """This process's own high-water RSS (VmHWM), 0 where /proc is not available. Unlike ru_maxrss it
-    does not include what a spawned worker briefly shared with its parent before exec."""
+def own_peak_rss_mb(pid: int | str = "self") -> float:
+    """This process's (or `pid`'s) own high-water RSS (VmHWM), 0 where /proc is not available or the
+    process is gone. Unlike ru_maxrss it does not include what a spawned worker briefly shared with its
+    parent before exec."""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
