@@ -1216,6 +1216,21 @@ def test_bundle_id_depends_on_announcement_and_options() -> None:
     assert map_victim(SAMPLE_VICTIMS[1], MappingOptions(confidence=50))["id"] != a  # type: ignore[index]
 
 
+def _json_from_python(script: str, given: Any, env: dict[str, str] | None = None) -> Any:
+    """What `script` prints as JSON, run by a new interpreter from the repository root with
+    `given` pickled on its standard input."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=pickle.dumps(given),
+        capture_output=True,
+        check=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
+    return json.loads(result.stdout)
+
+
 def test_byte_identical_in_another_process() -> None:
     victims = [v for v in SAMPLE_VICTIMS.values()]
     options = [MappingOptions(), replace(ALL_ON, primary_object="report", tlp="red")]
@@ -1226,16 +1241,9 @@ def test_byte_identical_in_another_process() -> None:
         "out = [[map_victim_json(v, o) for v in victims] for o in options]\n"
         "print(json.dumps([out, [o.fingerprint() for o in options]]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        input=pickle.dumps((victims, options)),
-        capture_output=True,
-        check=True,
-        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=120,
+    out, fingerprints = _json_from_python(
+        script, (victims, options), env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"}
     )
-    out, fingerprints = json.loads(result.stdout)
     assert fingerprints == [o.fingerprint() for o in options]
     assert out == [[map_victim_json(v, o) for v in victims] for o in options]
 
@@ -1432,14 +1440,6 @@ def test_without_the_extension_the_python_writes_the_same_bytes() -> None:
         "assert not any(m.compiled for m in mappers)\n"
         "print(json.dumps([[m.map_json(v) for v in victims] for m in mappers]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        input=pickle.dumps((victims, COMPILED_OPTIONS)),
-        capture_output=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=120,
-    )
     expected = [[StixMapper(o).map_json(v) for v in victims] for o in COMPILED_OPTIONS]
-    assert json.loads(result.stdout) == expected
+    assert _json_from_python(script, (victims, COMPILED_OPTIONS)) == expected
     assert sum(text is not None for texts in expected for text in texts) > 3 * len(SAMPLE_VICTIMS)
