@@ -31,7 +31,7 @@ from operator import attrgetter
 import pyarrow as pa
 
 from dep_assets.normalize import Victim, normalize_record
-from dep_assets.stix_mapping import MappingOptions, mapper_for
+from dep_assets.stix_mapping import MappingOptions, StixMapper, mapper_for
 
 VICTIM_COLUMNS = (
     "dataset", "hashid", "announcement_date", "victim", "victim_normalized", "victim_is_placeholder",
@@ -52,7 +52,7 @@ BUNDLE_SCHEMA = pa.schema(
         ("hashid", pa.string()),
         ("bundle_id", pa.string()),
         ("primary_id", pa.string()),
-        ("bundle", pa.string()),
+        ("bundle", pa.large_string()),  # ~20 MB a batch; int64 offsets, so no size can overflow them
         ("object_count", pa.int32()),
         ("sha256", pa.string()),
     ]
@@ -176,9 +176,17 @@ def map_batch(options: MappingOptions, batch: str) -> MappedBatch:
 
 def _map_batch(options: MappingOptions, batch: str) -> MappedBatch:
     mapper = mapper_for(options)
+    rows = take_batch(batch)
+    if mapper.batch_fields is not None:
+        return _map_batch_compiled(mapper, rows, batch)
+    return _map_batch_python(mapper, rows, batch)
+
+
+def _map_batch_python(mapper: StixMapper, rows: pa.Table, batch: str) -> MappedBatch:
+    """`_map_batch` one Victim at a time: every option set (the reference for the compiled batch)."""
     days, hashids, bundle_ids, primary_ids, texts, counts, digests = columns = [[] for _ in BUNDLE_SCHEMA]
     skipped = 0
-    for victim in _victims_from_columns(_columns(take_batch(batch))):
+    for victim in _victims_from_columns(_columns(rows)):
         mapped = mapper.map_bundle(victim)
         if mapped is None:
             skipped += 1
@@ -201,6 +209,43 @@ def _map_batch(options: MappingOptions, batch: str) -> MappedBatch:
         objects=sum(counts),
         peak_rss_mb=own_peak_rss_mb(),
     )
+
+
+def _map_batch_compiled(mapper: StixMapper, rows: pa.Table, batch: str) -> MappedBatch:
+    """`_map_batch` for options the compiled mapper serves: the batch's columns go to C as they are
+    (no Victim objects), and the bundles, ids and digests come back as Arrow buffers (no str per
+    bundle): a third of the Python loop's time. Byte for byte the same rows (tested)."""
+    (kept, offsets, text, bundle_ids, primary_ids, digests, counts) = mapper.map_columns(
+        tuple(_python_values(rows.column(name)) for name in mapper.batch_fields)  # type: ignore[union-attr]
+    )
+    count = len(kept) // 4
+    kept_rows = pa.Array.from_buffers(pa.int32(), count, [None, pa.py_buffer(kept)])
+    table = pa.Table.from_arrays(
+        [
+            rows.column("announcement_date").take(kept_rows).cast(pa.date32()),
+            rows.column("hashid").take(kept_rows).cast(pa.string()),
+            _fixed_width_strings(bundle_ids, 44, count),
+            _fixed_width_strings(primary_ids, 46, count),
+            pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text)]),
+            pa.Array.from_buffers(pa.int32(), count, [None, pa.py_buffer(counts)]),
+            _fixed_width_strings(digests, 64, count),
+        ],
+        schema=BUNDLE_SCHEMA,
+    )
+    table.validate()
+    return MappedBatch(
+        bundles=put_batch(table, batch + ".bundles"),
+        bundle_count=count,
+        skipped=rows.num_rows - count,
+        objects=sum(memoryview(counts).cast("i")),
+        peak_rss_mb=own_peak_rss_mb(),
+    )
+
+
+def _fixed_width_strings(data: bytes, width: int, count: int) -> pa.Array:
+    """A string array of `count` values of `width` ASCII bytes each, laid end to end in `data`."""
+    offsets = pa.array(range(0, (count + 1) * width, width), pa.int32())
+    return pa.Array.from_buffers(pa.string(), count, [None, offsets.buffers()[1], pa.py_buffer(data)])
 
 
 def _victims_from_columns(rows: dict[str, list]) -> Iterator[Victim]:

@@ -121,6 +121,41 @@ def test_small_batches_give_exactly_the_same_tables(tmp_path, monkeypatch):
     assert list(tmp_path.rglob("*.arrow*")) == []
 
 
+@pytest.mark.skipif(StixMapper().batch_fields is None, reason="the C extension is not built")
+@pytest.mark.parametrize(
+    "options",
+    [MappingOptions(), MappingOptions(tlp="red", dataset_label=True, skip_empty_victim=False)],
+    ids=["defaults", "tlp-red-dataset-label-no-skip"],
+)
+def test_a_compiled_batch_writes_the_rows_the_python_batch_writes(tmp_path, options):
+    """The STIX stage's compiled batch (the mapper's columns only, to C and back as Arrow buffers)
+    against the Victim-by-Victim Python batch, on the sample's victims as DuckDB streams them."""
+    from dep_assets.dep_client import RecordedSource
+    from dep_assets_tests.conftest import SAMPLE_DIR
+
+    source = RecordedSource(SAMPLE_DIR)
+    mapper = StixMapper(options)
+    with duckdb.connect(":memory:") as conn:
+        migrate(conn)
+        days = source.available_days("ext")
+        for day in days:
+            archive_response(conn, source.fetch_day("ext", day))
+        build_victims(conn, "ext", days)
+        query = "SELECT {} FROM dep_victims ORDER BY announcement_date, hashid"
+        narrow = conn.sql(query.format(", ".join(mapper.batch_fields))).to_arrow_table()
+        wide = conn.sql(query.format(", ".join(transform.VICTIM_MODEL_FIELDS))).to_arrow_table()
+    compiled = transform._map_batch_compiled(mapper, narrow, str(tmp_path / "c"))
+    python = transform._map_batch_python(mapper, wide, str(tmp_path / "p"))
+    assert (compiled.bundle_count, compiled.skipped, compiled.objects) == (
+        python.bundle_count, python.skipped, python.objects
+    )  # fmt: skip
+    assert compiled.bundle_count >= 28 and compiled.objects > 5 * compiled.bundle_count
+    assert compiled.skipped == (1 if options.skip_empty_victim else 0)  # the sample's placeholder victim
+    written, expected = transform.take_batch(compiled.bundles), transform.take_batch(python.bundles)
+    assert written.schema == expected.schema == transform.BUNDLE_SCHEMA
+    assert written.to_pylist() == expected.to_pylist()
+
+
 def test_a_batch_pauses_the_cyclic_collector_and_always_gives_it_back(tmp_path):
     seen = []
 

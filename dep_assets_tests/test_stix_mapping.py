@@ -1428,6 +1428,103 @@ def test_compiled_uuid5_is_the_mappers(name: str, namespace: bytes) -> None:
     assert _fastmap.uuid5(namespace, name * 40) == _uuid5(hashlib.sha1(namespace), name * 40)  # many blocks
 
 
+def _map_columns(mapper: StixMapper, victims: list) -> list[tuple]:
+    """`mapper.map_columns` of `victims` by column, read back: (row, text, bundle id, primary id,
+    SHA-256, object count) per bundle."""
+    columns = tuple([getattr(v, name) for v in victims] for name in mapper.batch_fields)
+    rows, offsets, text, bundle_ids, primary_ids, digests, counts = mapper.map_columns(columns)
+    ends = memoryview(offsets).cast("q").tolist()
+    assert ends[0] == 0 and len(ends) == len(rows) // 4 + 1 == len(bundle_ids) // 44 + 1
+    return [
+        (
+            row,
+            text[ends[i] : ends[i + 1]].decode("ascii"),
+            bundle_ids[44 * i : 44 * (i + 1)].decode(),
+            primary_ids[46 * i : 46 * (i + 1)].decode(),
+            digests[64 * i : 64 * (i + 1)].decode(),
+            count,
+        )
+        for i, (row, count) in enumerate(zip(memoryview(rows).cast("i").tolist(), memoryview(counts).cast("i").tolist()))
+    ]
+
+
+def _one_by_one(mapper: StixMapper, victims: list) -> list[tuple]:
+    import hashlib
+
+    return [
+        (row, m.text, m.bundle_id, m.primary_id, hashlib.sha256(m.text.encode()).hexdigest(), m.object_count)
+        for row, m in enumerate(map(mapper._map, victims, [True] * len(victims)))
+        if m is not None
+    ]
+
+
+@pytestmark_compiled
+@pytest.mark.parametrize("options", COMPILED_OPTIONS, ids=_combo_id)
+def test_a_compiled_batch_equals_the_python_victim_by_victim(options: MappingOptions) -> None:
+    mapper = StixMapper(options)
+    victims = [*SAMPLE_VICTIMS.values(), *COMBO_VICTIMS.values()]
+    expected = _one_by_one(mapper, victims)
+    assert _map_columns(mapper, victims) == expected
+    assert len(expected) >= len(SAMPLE_VICTIMS) - 2
+    if options.skip_empty_victim:  # placeholders are skipped, and the rows say which victims were mapped
+        assert len(expected) < len(victims)
+    # A batch's null data_types (None, not ()) maps as no types; an empty batch gives empty buffers.
+    bare = [replace(v, data_types=None) if not v.data_types else v for v in victims]
+    assert _map_columns(mapper, bare) == expected
+    assert _map_columns(mapper, []) == []
+    assert mapper.map_columns(tuple([] for _ in mapper.batch_fields))[1] == bytes(8)
+
+
+@pytestmark_compiled
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    options=st.sampled_from(COMPILED_OPTIONS),
+    rows=st.lists(
+        st.tuples(some_text, st.dates(), st.lists(some_text, min_size=9, max_size=9), st.lists(any_text, max_size=3)),
+        max_size=6,
+    ),
+)
+def test_a_compiled_batch_of_any_victims_equals_the_python(options, rows) -> None:
+    victims = [
+        _victim(
+            victim=name, hashid=texts[0] or "h", announcement_date=day, leak_link=texts[1], site=texts[2],
+            title=texts[3], sector_given=texts[4], revenue=texts[5], victim_domain=texts[6],
+            victim_domain_given=texts[7], description=texts[8], data_types=tuple(types),
+        )  # fmt: skip
+        for name, day, texts, types in rows
+    ]
+    mapper = StixMapper(options)
+    try:
+        expected = _one_by_one(mapper, victims)
+    except Exception as error:  # the reference refuses one: so does the batch
+        with pytest.raises(type(error)):
+            _map_columns(mapper, victims)
+        return
+    assert _map_columns(mapper, victims) == expected
+
+
+@pytestmark_compiled
+def test_a_batch_refuses_columns_it_cannot_read() -> None:
+    mapper = StixMapper()
+    with pytest.raises(TypeError, match="tuple of 13 lists"):
+        mapper.map_columns([[]] * 13)
+    with pytest.raises(ValueError, match="column announcement_date is not a list as long as the others"):
+        mapper.map_columns(([None], [], *([None] for _ in range(11))))
+    with pytest.raises(ValueError, match="run the Python path"):
+        StixMapper(MappingOptions(primary_object="report")).map_columns(())
+
+
+@pytestmark_compiled
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300) | st.integers(0, 70).map(lambda n: b"\x61" * n * 64))
+def test_compiled_sha256_is_hashlibs(data: bytes) -> None:
+    import hashlib
+
+    expected = hashlib.sha256(data).hexdigest()
+    assert _fastmap.sha256_hex(data) == expected  # the x86 SHA instructions where the CPU has them
+    assert _fastmap.sha256_hex(data, True) == expected  # the portable C
+
+
 def test_without_the_extension_the_python_writes_the_same_bytes() -> None:
     """An install without a C compiler runs the Python path: same bundles, byte for byte."""
     victims = [*SAMPLE_VICTIMS.values(), *COMBO_VICTIMS.values()]

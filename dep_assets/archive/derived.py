@@ -201,8 +201,10 @@ def _move_out(conn: duckdb.DuckDBPyConnection, params: dict) -> set[date]:
 # stix_bundles
 # ---------------------------------------------------------------------------------------------------
 
-_TO_MAP = f"""
-SELECT {", ".join(VICTIM_MODEL_FIELDS)} FROM dep_victims
+# The victims of the days to map, with the fields the mapping reads (all of them for the Python path,
+# fewer for the compiled one: see StixMapper.batch_fields).
+_TO_MAP = """
+SELECT {fields} FROM dep_victims
 WHERE dataset = $dataset AND announcement_date IN (SELECT unnest($days::DATE[]))
 ORDER BY announcement_date, hashid
 """
@@ -248,7 +250,10 @@ def build_bundles(
         with tempfile.TemporaryDirectory(prefix="dep-assets-bundles-", ignore_cleanup_errors=True) as scratch:
             batches = InOrder(
                 map_batch,
-                ((mapper.options, b) for b in _stream_to_map(conn, params, batch_rows, scratch)),
+                (
+                    (mapper.options, b)
+                    for b in _stream_to_map(conn, params, mapper.batch_fields or VICTIM_MODEL_FIELDS, batch_rows, scratch)
+                ),
                 workers,
             )
             for result in batches:
@@ -274,15 +279,18 @@ def _stream_filed(conn: duckdb.DuckDBPyConnection, params: dict, batch_rows: int
         yield from _stream(reader, _FILED_WINDOW, {}, per_day, batch_rows, directory)
 
 
-def _stream_to_map(conn: duckdb.DuckDBPyConnection, params: dict, batch_rows: int, directory: str) -> Iterator[str]:
-    """The `dep_victims` rows of `params["days"]` as batch files (see `_stream`)."""
+def _stream_to_map(
+    conn: duckdb.DuckDBPyConnection, params: dict, fields: Iterable[str], batch_rows: int, directory: str
+) -> Iterator[str]:
+    """The `dep_victims` rows of `params["days"]`, their `fields`, as batch files (see `_stream`)."""
     with _reader(conn) as reader:
         per_day = reader.execute(
             "SELECT announcement_date, count(*) FROM dep_victims "
             "WHERE dataset = $dataset AND announcement_date IN (SELECT unnest($days::DATE[])) GROUP BY ALL ORDER BY 1",
             params,
         ).fetchall()
-        yield from _stream(reader, _TO_MAP, params, per_day, batch_rows, directory)
+        query = _TO_MAP.format(fields=", ".join(fields))
+        yield from _stream(reader, query, params, per_day, batch_rows, directory)
 
 
 @contextmanager

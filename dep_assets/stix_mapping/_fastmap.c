@@ -124,6 +124,97 @@ static void sha1_final(Sha1 *s, uint8_t out[20]) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* SHA-256 (FIPS 180-4), for the digest stored beside each bundle                                  */
+/* ---------------------------------------------------------------------------------------------- */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t blocks) {
+    for (; blocks; blocks--, p += 64) {
+        uint32_t w[64];
+        for (int i = 0; i < 16; i++)
+            w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+        for (int i = 16; i < 64; i++) {
+            uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+            uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+        for (int i = 0; i < 64; i++) {
+            uint32_t t1 = hh + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+            uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+        }
+        h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+    }
+}
+
+#ifdef HAVE_SHA_NI_CODE
+/* The same with the x86 SHA extensions (the layout of Intel's reference code: the state as ABEF and
+ * CDGH, four rounds per step, the message schedule computed four words at a time). */
+__attribute__((target("sha,sse4.1"))) static void sha256_blocks_ni(uint32_t h[8], const uint8_t *p, size_t blocks) {
+    const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
+    __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B); /* EFGH */
+    __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);                                 /* ABEF */
+    state1 = _mm_blend_epi16(state1, tmp, 0xF0);                                      /* CDGH */
+    for (; blocks; blocks--, p += 64) {
+        const __m128i abef = state0, cdgh = state1;
+        __m128i msg[4], m;
+        for (int g = 0; g < 16; g++) {
+            if (g < 4) msg[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), mask);
+            m = _mm_add_epi32(msg[g % 4], _mm_loadu_si128((const __m128i *)&K256[4 * g]));
+            state1 = _mm_sha256rnds2_epu32(state1, state0, m);
+            if (g >= 3 && g <= 14) {
+                __m128i next = _mm_add_epi32(msg[(g + 1) % 4], _mm_alignr_epi8(msg[g % 4], msg[(g + 3) % 4], 4));
+                msg[(g + 1) % 4] = _mm_sha256msg2_epu32(next, msg[g % 4]);
+            }
+            state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(m, 0x0E));
+            if (g >= 1 && g <= 12) msg[(g + 3) % 4] = _mm_sha256msg1_epu32(msg[(g + 3) % 4], msg[g % 4]);
+        }
+        state0 = _mm_add_epi32(state0, abef);
+        state1 = _mm_add_epi32(state1, cdgh);
+    }
+    tmp = _mm_shuffle_epi32(state0, 0x1B);       /* FEBA */
+    state1 = _mm_shuffle_epi32(state1, 0xB1);    /* DCHG */
+    state0 = _mm_blend_epi16(tmp, state1, 0xF0); /* DCBA */
+    state1 = _mm_alignr_epi8(state1, tmp, 8);    /* HGFE */
+    _mm_storeu_si128((__m128i *)&h[0], state0);
+    _mm_storeu_si128((__m128i *)&h[4], state1);
+}
+#endif
+
+static void (*sha256_compress)(uint32_t h[8], const uint8_t *p, size_t blocks) = sha256_blocks;
+
+/* The SHA-256 of p[0:n] as 64 lower-case hex digits: what hashlib.sha256(...).hexdigest() gives. */
+static void sha256_hex(const uint8_t *p, size_t n, char out[64],
+                       void (*blocks)(uint32_t h[8], const uint8_t *p, size_t blocks)) {
+    static const char hex[] = "0123456789abcdef";
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    uint8_t last[128] = {0};
+    size_t full = n / 64, rest = n % 64, tail = rest < 56 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    blocks(h, p, full);
+    memcpy(last, p + 64 * full, rest);
+    last[rest] = 0x80;
+    for (int i = 0; i < 8; i++) last[tail - 1 - i] = (uint8_t)(bits >> (8 * i));
+    blocks(h, last, tail / 64);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) out[8 * i + j] = hex[h[i] >> (28 - 4 * j) & 15];
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* An ASCII text buffer                                                                            */
 /* ---------------------------------------------------------------------------------------------- */
 
@@ -414,20 +505,31 @@ static int is_hex(PyObject *s) {
     return 1;
 }
 
-static PyObject *map_incident(Mapper *m, PyObject *victim) {
-    PyObject *name = NULL, *day = NULL, *hashid_raw = NULL, *hashid = NULL, *tmp = NULL, *link = NULL, *site = NULL,
-             *title = NULL, *primary_name = NULL, *labels = NULL, *primary_url = NULL, *description = NULL,
-             *victim_description = NULL, *site_ref_url = NULL, *result = NULL, *text_obj = NULL, *domain = NULL,
-             *suffix = NULL, *data_types = NULL, *dataset = NULL, *sector_given = NULL, *revenue = NULL;
+/* A victim's fields the mapping reads (borrowed references): from a Victim's attributes, or from
+ * one row of a batch's columns. */
+typedef struct {
+    PyObject *name, *day, *hashid, *leak_link, *site, *title, *sector_given, *revenue, *victim_domain_given,
+        *data_types, *dataset, *victim_domain, *description;
+} Fields;
+
+/* Append the bundle of `f` to `t`: 1 when written (its ids and object count in the out arguments),
+ * 0 when the victim is skipped (nothing written), -1 on error (an exception set). */
+static int write_bundle(Mapper *m, const Fields *f, Text *t_out, char bundle_id[36], char primary_id[46],
+                        int *object_count) {
+    PyObject *hashid = NULL, *tmp = NULL, *primary_name = NULL, *labels = NULL, *primary_url = NULL,
+             *description = NULL, *site_ref_url = NULL, *domain = NULL, *suffix = NULL;
+    PyObject *name = f->name, *day = f->day, *hashid_raw = f->hashid, *link = f->leak_link, *site = f->site,
+             *title = f->title, *sector_given = f->sector_given, *revenue = f->revenue, *data_types = f->data_types,
+             *dataset = f->dataset, *victim_description = f->description;
     Indicator indicators[2];
-    int n_indicators = 0, objects = 1;
-    Text t = {NULL, 0, 0};
-    char created[32], first_seen[32], victim_ref[36], uuid_part[36], bundle_id[36];
+    int n_indicators = 0, objects = 1, result = -1;
+    Text tt = *t_out, *t = &tt; /* written to t_out only when the bundle is complete */
+    Py_ssize_t start = t->length;
+    char created[32], first_seen[32], victim_ref[36], uuid_part[36];
     int has_victim_ref = 0;
 
-    if (!(name = PyObject_GetAttr(victim, s_victim))) goto done;
     if (m->skip_empty_victim) {
-        if (name == Py_None) { result = Py_NewRef(Py_None); goto done; }
+        if (name == Py_None) { result = 0; goto done; }
         PyObject *stripped = call_method(name, s_strip);
         if (!stripped) goto done;
         PyObject *lowered = call_method(stripped, s_lower);
@@ -436,11 +538,10 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         int placeholder = PySet_Contains(m->placeholders, lowered);
         Py_DECREF(lowered);
         if (placeholder < 0) goto done;
-        if (placeholder) { result = Py_NewRef(Py_None); goto done; }
+        if (placeholder) { result = 0; goto done; }
     }
 
     /* _day_stamps */
-    if (!(day = PyObject_GetAttr(victim, s_announcement_date))) goto done;
     if (!PyDate_Check(day)) { PyErr_SetString(PyExc_TypeError, "_fastmap: announcement_date is not a date"); goto done; }
     {
         int y = PyDateTime_GET_YEAR(day), mo = PyDateTime_GET_MONTH(day), d = PyDateTime_GET_DAY(day);
@@ -448,25 +549,21 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         snprintf(first_seen, sizeof first_seen, "%04d-%02d-%02dT00:00:00Z", y, mo, d);
     }
 
-    if (!(hashid_raw = PyObject_GetAttr(victim, s_hashid))) goto done;
     if (!(tmp = call_method(hashid_raw, s_strip))) goto done;
     if (!(hashid = call_method(tmp, s_lower))) goto done;
     Py_CLEAR(tmp);
-    if (!(link = PyObject_GetAttr(victim, s_leak_link)) || !(site = PyObject_GetAttr(victim, s_site)) ||
-        !(title = PyObject_GetAttr(victim, s_title)))
-        goto done;
     int link_true = truthy(link), site_true = truthy(site);
     if (link_true < 0 || site_true < 0) goto done;
 
-    if (PUT(&t, "{\"id\":\"bundle--")) goto done;
+    if (PUT(t, "{\"id\":\"bundle--")) goto done;
     /* The bundle's id is known only at the end: 36 placeholder bytes, filled in then. */
-    Py_ssize_t bundle_id_at = t.length;
-    if (put(&t, "000000000000000000000000000000000000", 36) || PUT(&t, "\",\"objects\":[")) goto done;
+    Py_ssize_t bundle_id_at = t->length;
+    if (put(t, "000000000000000000000000000000000000", 36) || PUT(t, "\",\"objects\":[")) goto done;
     if (m->marking_json != Py_None) {
-        if (put_ascii(&t, m->marking_json) || PUT(&t, ",")) goto done;
+        if (put_ascii(t, m->marking_json) || PUT(t, ",")) goto done;
         objects++;
     }
-    if (put_ascii(&t, m->author_json)) goto done;
+    if (put_ascii(t, m->author_json)) goto done;
 
     /* Victim identity */
     int name_true = truthy(name);
@@ -486,9 +583,6 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         int is_author = PyUnicode_GET_LENGTH(m->author_id) == 46 && memcmp(author + 10, victim_ref, 36) == 0 &&
                         memcmp(author, "identity--", 10) == 0;
         if (!is_author) {
-            if (!(sector_given = PyObject_GetAttr(victim, s_sector_given)) ||
-                !(revenue = PyObject_GetAttr(victim, s_revenue)))
-                goto done;
             int sector_true = truthy(sector_given), revenue_true = truthy(revenue);
             if (sector_true < 0 || revenue_true < 0) goto done;
             if (sector_true && revenue_true)
@@ -499,27 +593,27 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
                 description = PyUnicode_FromFormat("Reported revenue: %U", revenue);
             if ((sector_true || revenue_true) && !description) goto done;
 
-            if (PUT(&t, ",") || put_head(m, &t, created)) goto done;
-            if (description && (PUT(&t, "\"description\":") || put_json(&t, description) || PUT(&t, ","))) goto done;
+            if (PUT(t, ",") || put_head(m, t, created)) goto done;
+            if (description && (PUT(t, "\"description\":") || put_json(t, description) || PUT(t, ","))) goto done;
             int other_site = 0;
             if (site_true) {
                 other_site = PyObject_RichCompareBool(site, link, Py_NE);
                 if (other_site < 0) goto done;
             }
             if (link_true || other_site) {
-                if (PUT(&t, "\"external_references\":[")) goto done;
-                if (link_true && put_ref(&t, title == Py_None ? NULL : title, "dep", link)) goto done;
+                if (PUT(t, "\"external_references\":[")) goto done;
+                if (link_true && put_ref(t, title == Py_None ? NULL : title, "dep", link)) goto done;
                 if (other_site) {
                     if (!(site_ref_url = site_url(site))) goto done;
-                    if ((link_true && PUT(&t, ",")) || put_ref(&t, NULL, "victim-site", site_ref_url)) goto done;
+                    if ((link_true && PUT(t, ",")) || put_ref(t, NULL, "victim-site", site_ref_url)) goto done;
                 }
-                if (PUT(&t, "],")) goto done;
+                if (PUT(t, "],")) goto done;
             }
-            if (PUT(&t, "\"id\":\"identity--") || put(&t, victim_ref, 36) ||
-                PUT(&t, "\",\"identity_class\":\"organization\",\"labels\":[\"") || put_ascii(&t, m->label) ||
-                PUT(&t, "\"],\"modified\":\"") || put(&t, created, 24) || PUT(&t, "\",\"name\":") ||
-                put_json(&t, name) || PUT(&t, ",") || put_ascii(&t, m->omr) ||
-                PUT(&t, "\"spec_version\":\"2.1\",\"type\":\"identity\"}"))
+            if (PUT(t, "\"id\":\"identity--") || put(t, victim_ref, 36) ||
+                PUT(t, "\",\"identity_class\":\"organization\",\"labels\":[\"") || put_ascii(t, m->label) ||
+                PUT(t, "\"],\"modified\":\"") || put(t, created, 24) || PUT(t, "\",\"name\":") ||
+                put_json(t, name) || PUT(t, ",") || put_ascii(t, m->omr) ||
+                PUT(t, "\"spec_version\":\"2.1\",\"type\":\"identity\"}"))
                 goto done;
             objects++;
         }
@@ -530,43 +624,42 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
     if (name_true) {
         primary_name = PyUnicode_FromFormat("DEP announcement - %U", name);
     } else {
-        PyObject *given = PyObject_GetAttr(victim, s_victim_domain_given);
-        if (!given) goto done;
+        PyObject *given = f->victim_domain_given;
         int given_true = truthy(given);
-        if (given_true < 0) { Py_DECREF(given); goto done; }
+        if (given_true < 0) goto done;
         primary_name = given_true ? PyUnicode_FromFormat("DEP announcement - %U", given)
                                   : PyUnicode_FromString("DEP announcement - Unknown Victim");
-        Py_DECREF(given);
     }
     if (!primary_name) goto done;
 
-    if (!(data_types = PyObject_GetAttr(victim, s_data_types))) goto done;
-    int types_true = PyObject_IsTrue(data_types);
+    /* A batch's column gives None for a null list; a Victim gives () */
+    int types_true = data_types == Py_None ? 0 : PyObject_IsTrue(data_types);
     if (types_true < 0) goto done;
     if (types_true || m->dataset_label) {
         PyObject *set = PySet_New(NULL);
         if (!set) goto done;
         labels = set;
         if (PySet_Add(set, m->label)) goto done;
-        PyObject *it = PyObject_GetIter(data_types);
-        if (!it) goto done;
-        PyObject *data_type;
-        while ((data_type = PyIter_Next(it))) {
-            int dt_true = truthy(data_type);
-            if (dt_true > 0) {
-                PyObject *lowered = call_method(data_type, s_lower);
-                PyObject *label = lowered ? PyUnicode_FromFormat("dep:announcement-type:%U", lowered) : NULL;
-                Py_XDECREF(lowered);
-                if (!label || PySet_Add(set, label)) { Py_XDECREF(label); Py_DECREF(data_type); Py_DECREF(it); goto done; }
-                Py_DECREF(label);
+        if (types_true) { /* a Victim's () or a batch's None has nothing to add */
+            PyObject *it = PyObject_GetIter(data_types);
+            if (!it) goto done;
+            PyObject *data_type;
+            while ((data_type = PyIter_Next(it))) {
+                int dt_true = truthy(data_type);
+                if (dt_true > 0) {
+                    PyObject *lowered = call_method(data_type, s_lower);
+                    PyObject *label = lowered ? PyUnicode_FromFormat("dep:announcement-type:%U", lowered) : NULL;
+                    Py_XDECREF(lowered);
+                    if (!label || PySet_Add(set, label)) { Py_XDECREF(label); Py_DECREF(data_type); Py_DECREF(it); goto done; }
+                    Py_DECREF(label);
+                }
+                Py_DECREF(data_type);
+                if (dt_true < 0) { Py_DECREF(it); goto done; }
             }
-            Py_DECREF(data_type);
-            if (dt_true < 0) { Py_DECREF(it); goto done; }
+            Py_DECREF(it);
         }
-        Py_DECREF(it);
         if (PyErr_Occurred()) goto done;
         if (m->dataset_label) {
-            if (!(dataset = PyObject_GetAttr(victim, s_dataset))) goto done;
             int dataset_true = truthy(dataset);
             if (dataset_true < 0) goto done;
             if (dataset_true) {
@@ -585,12 +678,11 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
     else if (site_true && !(primary_url = site_url(site))) goto done;
     int title_true = truthy(title);
     if (title_true < 0) goto done;
-    if (!(victim_description = PyObject_GetAttr(victim, s_description))) goto done;
 
     /* Indicators */
     if (!(suffix = name_true ? Py_NewRef(name) : PyUnicode_FromString("unknown victim"))) goto done;
     if (m->site_indicator) {
-        if (!(domain = PyObject_GetAttr(victim, s_victim_domain))) goto done;
+        domain = f->victim_domain;
         int domain_true = truthy(domain);
         if (domain_true < 0) goto done;
         if (domain_true) {
@@ -627,30 +719,29 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
     }
 
     /* The incident */
-    char primary_id[46];
     memcpy(primary_id, "incident--", 10);
     memcpy(primary_id + 10, uuid_part, 36);
-    if (PUT(&t, ",") || put_head(m, &t, created)) goto done;
+    if (PUT(t, ",") || put_head(m, t, created)) goto done;
     if (victim_description != Py_None &&
-        (PUT(&t, "\"description\":") || put_json(&t, victim_description) || PUT(&t, ",")))
+        (PUT(t, "\"description\":") || put_json(t, victim_description) || PUT(t, ",")))
         goto done;
     if (primary_url || title_true) {
-        if (PUT(&t, "\"external_references\":[") ||
-            put_ref(&t, title_true ? title : NULL, "dep", primary_url) || PUT(&t, "],"))
+        if (PUT(t, "\"external_references\":[") ||
+            put_ref(t, title_true ? title : NULL, "dep", primary_url) || PUT(t, "],"))
             goto done;
     }
-    if (PUT(&t, "\"first_seen\":\"") || put(&t, first_seen, 20) || PUT(&t, "\",\"id\":\"") || put(&t, primary_id, 46) ||
-        PUT(&t, "\",\"incident_type\":\"cybercrime\",\"labels\":["))
+    if (PUT(t, "\"first_seen\":\"") || put(t, first_seen, 20) || PUT(t, "\",\"id\":\"") || put(t, primary_id, 46) ||
+        PUT(t, "\",\"incident_type\":\"cybercrime\",\"labels\":["))
         goto done;
     if (labels) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(labels); i++)
-            if ((i && PUT(&t, ",")) || put_json(&t, PyList_GET_ITEM(labels, i))) goto done;
-    } else if (put_json(&t, m->label)) {
+            if ((i && PUT(t, ",")) || put_json(t, PyList_GET_ITEM(labels, i))) goto done;
+    } else if (put_json(t, m->label)) {
         goto done;
     }
-    if (PUT(&t, "],\"modified\":\"") || put(&t, created, 24) || PUT(&t, "\",\"name\":") ||
-        put_json(&t, primary_name) || PUT(&t, ",") || put_ascii(&t, m->omr) ||
-        PUT(&t, "\"spec_version\":\"2.1\",\"type\":\"incident\"}"))
+    if (PUT(t, "],\"modified\":\"") || put(t, created, 24) || PUT(t, "\",\"name\":") ||
+        put_json(t, primary_name) || PUT(t, ",") || put_ascii(t, m->omr) ||
+        PUT(t, "\"spec_version\":\"2.1\",\"type\":\"incident\"}"))
         goto done;
     objects++;
 
@@ -658,7 +749,7 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         char target[46];
         memcpy(target, "identity--", 10);
         memcpy(target + 10, victim_ref, 36);
-        if (put_relationship(m, &t, created, "targets", primary_id, 46, target, 46)) goto done;
+        if (put_relationship(m, t, created, "targets", primary_id, 46, target, 46)) goto done;
         objects++;
     }
     for (int i = 0; i < n_indicators; i++) {
@@ -666,17 +757,17 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         char source[47];
         memcpy(source, "indicator--", 11);
         memcpy(source + 11, ind->id, 36);
-        if (PUT(&t, ",") || put_head(m, &t, created) || PUT(&t, "\"description\":\"") ||
-            put(&t, ind->description, (Py_ssize_t)strlen(ind->description)) || PUT(&t, "\",\"id\":\"") ||
-            put(&t, source, 47) || PUT(&t, "\",\"labels\":[\"") || put_ascii(&t, m->label) ||
-            PUT(&t, "\"],\"modified\":\"") || put(&t, created, 24) || PUT(&t, "\",\"name\":") ||
-            put_json(&t, ind->name) || PUT(&t, ",") || put_ascii(&t, m->omr) || PUT(&t, "\"pattern\":") ||
-            put_json(&t, ind->pattern) ||
-            PUT(&t, ",\"pattern_type\":\"stix\",\"pattern_version\":\"2.1\",\"spec_version\":\"2.1\","
+        if (PUT(t, ",") || put_head(m, t, created) || PUT(t, "\"description\":\"") ||
+            put(t, ind->description, (Py_ssize_t)strlen(ind->description)) || PUT(t, "\",\"id\":\"") ||
+            put(t, source, 47) || PUT(t, "\",\"labels\":[\"") || put_ascii(t, m->label) ||
+            PUT(t, "\"],\"modified\":\"") || put(t, created, 24) || PUT(t, "\",\"name\":") ||
+            put_json(t, ind->name) || PUT(t, ",") || put_ascii(t, m->omr) || PUT(t, "\"pattern\":") ||
+            put_json(t, ind->pattern) ||
+            PUT(t, ",\"pattern_type\":\"stix\",\"pattern_version\":\"2.1\",\"spec_version\":\"2.1\","
                     "\"type\":\"indicator\",\"valid_from\":\"") ||
-            put(&t, created, 24) || PUT(&t, "\"}"))
+            put(t, created, 24) || PUT(t, "\"}"))
             goto done;
-        if (put_relationship(m, &t, created, "indicates", source, 47, primary_id, 46)) goto done;
+        if (put_relationship(m, t, created, "indicates", source, 47, primary_id, 46)) goto done;
         objects += 2;
     }
 
@@ -687,34 +778,134 @@ static PyObject *map_incident(Mapper *m, PyObject *victim) {
         memcpy(prefix + 46, "|", 2);
         if (uuid5_prefixed(&m->bundle, prefix, m->fingerprint, bundle_id)) goto done;
     }
-    memcpy(t.p + bundle_id_at, bundle_id, 36);
-    if (PUT(&t, "],\"type\":\"bundle\"}")) goto done;
-    if (!(text_obj = PyUnicode_New(t.length, 127))) goto done;
-    memcpy(PyUnicode_1BYTE_DATA(text_obj), t.p, (size_t)t.length);
-    {
-        char full_bundle_id[44];
-        memcpy(full_bundle_id, "bundle--", 8);
-        memcpy(full_bundle_id + 8, bundle_id, 36);
-        result = PyObject_CallFunction(m->mapped_bundle, "Os#s#i", text_obj, full_bundle_id, (Py_ssize_t)44,
-                                       primary_id, (Py_ssize_t)46, objects);
-    }
+    memcpy(t->p + bundle_id_at, bundle_id, 36);
+    if (PUT(t, "],\"type\":\"bundle\"}")) goto done;
+    *object_count = objects;
+    result = 1;
 
 done:
-    Py_XDECREF(name); Py_XDECREF(day); Py_XDECREF(hashid_raw); Py_XDECREF(hashid); Py_XDECREF(tmp);
-    Py_XDECREF(link); Py_XDECREF(site); Py_XDECREF(title); Py_XDECREF(primary_name); Py_XDECREF(labels);
-    Py_XDECREF(primary_url); Py_XDECREF(description); Py_XDECREF(victim_description); Py_XDECREF(site_ref_url);
-    Py_XDECREF(text_obj); Py_XDECREF(domain); Py_XDECREF(suffix); Py_XDECREF(data_types); Py_XDECREF(dataset);
-    Py_XDECREF(sector_given); Py_XDECREF(revenue);
+    Py_XDECREF(hashid); Py_XDECREF(tmp); Py_XDECREF(primary_name); Py_XDECREF(labels); Py_XDECREF(primary_url);
+    Py_XDECREF(description); Py_XDECREF(site_ref_url); Py_XDECREF(suffix);
     for (int i = 0; i < n_indicators; i++) { Py_XDECREF(indicators[i].name); Py_XDECREF(indicators[i].pattern); }
+    if (result != 1) tt.length = start; /* a skipped or failed victim leaves nothing behind */
+    *t_out = tt;
+    return result;
+}
+
+/* The Fields of a Victim (new references in `f`; `release_fields` drops them). */
+static int victim_fields(PyObject *victim, Fields *f) {
+    memset(f, 0, sizeof *f);
+    return !(f->name = PyObject_GetAttr(victim, s_victim)) || !(f->day = PyObject_GetAttr(victim, s_announcement_date)) ||
+                   !(f->hashid = PyObject_GetAttr(victim, s_hashid)) || !(f->leak_link = PyObject_GetAttr(victim, s_leak_link)) ||
+                   !(f->site = PyObject_GetAttr(victim, s_site)) || !(f->title = PyObject_GetAttr(victim, s_title)) ||
+                   !(f->sector_given = PyObject_GetAttr(victim, s_sector_given)) ||
+                   !(f->revenue = PyObject_GetAttr(victim, s_revenue)) ||
+                   !(f->victim_domain_given = PyObject_GetAttr(victim, s_victim_domain_given)) ||
+                   !(f->data_types = PyObject_GetAttr(victim, s_data_types)) ||
+                   !(f->dataset = PyObject_GetAttr(victim, s_dataset)) ||
+                   !(f->victim_domain = PyObject_GetAttr(victim, s_victim_domain)) ||
+                   !(f->description = PyObject_GetAttr(victim, s_description))
+               ? -1
+               : 0;
+}
+
+static void release_fields(Fields *f) {
+    PyObject **p = (PyObject **)f;
+    for (size_t i = 0; i < sizeof *f / sizeof(PyObject *); i++) Py_XDECREF(p[i]);
+}
+
+static PyObject *map_incident(Mapper *m, PyObject *victim) {
+    Fields f;
+    Text t = {NULL, 0, 0};
+    char bundle_id[44], primary_id[46];
+    int objects = 0, written;
+    PyObject *result = NULL, *text = NULL;
+    memcpy(bundle_id, "bundle--", 8);
+    if (victim_fields(victim, &f) || (written = write_bundle(m, &f, &t, bundle_id + 8, primary_id, &objects)) < 0)
+        goto done;
+    if (!written) { result = Py_NewRef(Py_None); goto done; }
+    if (!(text = PyUnicode_New(t.length, 127))) goto done;
+    memcpy(PyUnicode_1BYTE_DATA(text), t.p, (size_t)t.length);
+    result = PyObject_CallFunction(m->mapped_bundle, "Os#s#i", text, bundle_id, (Py_ssize_t)44, primary_id,
+                                   (Py_ssize_t)46, objects);
+done:
+    release_fields(&f);
+    Py_XDECREF(text);
     PyMem_Free(t.p);
     return result;
 }
 
 static PyObject *mapper_call(Mapper *self, PyObject *victim) { return map_incident(self, victim); }
 
+/* The victim fields a batch gives, one column each, in the order of `BATCH_FIELDS`. */
+#define N_BATCH_FIELDS 13
+_Static_assert(sizeof(Fields) == N_BATCH_FIELDS * sizeof(PyObject *), "Fields is the batch's columns");
+static const char *batch_fields[N_BATCH_FIELDS] = {
+    "victim", "announcement_date", "hashid", "leak_link", "site", "title", "sector_given", "revenue",
+    "victim_domain_given", "data_types", "dataset", "victim_domain", "description"};
+
+/* map_columns(columns): the bundles of a batch of victims given by column (lists, `BATCH_FIELDS`
+ * order; a null data_types may be None), as Arrow buffers: (rows, offsets, text, bundle_ids,
+ * primary_ids, digests, object_counts). `rows` (int32) are the indexes of the victims mapped (the
+ * others are skipped), `offsets` (int64) and `text` the bundles' JSON as an Arrow large_string, the
+ * ids and digests fixed-width ASCII (44, 46 and 64 bytes each: the digest is the SHA-256 of the text,
+ * hex), `object_counts` int32. */
+static PyObject *mapper_map_columns(Mapper *self, PyObject *columns) {
+    PyObject *lists[N_BATCH_FIELDS], *result = NULL;
+    Text text = {NULL, 0, 0}, rows = {NULL, 0, 0}, offsets = {NULL, 0, 0}, bundle_ids = {NULL, 0, 0},
+         primary_ids = {NULL, 0, 0}, digests = {NULL, 0, 0}, counts = {NULL, 0, 0};
+    if (!PyTuple_Check(columns) || PyTuple_GET_SIZE(columns) != N_BATCH_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "_fastmap: map_columns takes a tuple of %d lists (BATCH_FIELDS)", N_BATCH_FIELDS);
+        return NULL;
+    }
+    Py_ssize_t n = -1;
+    for (int k = 0; k < N_BATCH_FIELDS; k++) {
+        lists[k] = PyTuple_GET_ITEM(columns, k);
+        if (!PyList_Check(lists[k]) || (n >= 0 && PyList_GET_SIZE(lists[k]) != n)) {
+            PyErr_Format(PyExc_ValueError, "_fastmap: column %s is not a list as long as the others", batch_fields[k]);
+            return NULL;
+        }
+        n = PyList_GET_SIZE(lists[k]);
+    }
+    int64_t zero = 0;
+    /* Every buffer but the text's at its final size now: the puts below cannot fail. */
+    if (reserve(&rows, 4 * n) || reserve(&offsets, 8 * (n + 1)) || reserve(&bundle_ids, 44 * n) ||
+        reserve(&primary_ids, 46 * n) || reserve(&digests, 64 * n) || reserve(&counts, 4 * n) ||
+        put(&offsets, (const char *)&zero, 8))
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Fields fields; /* the struct is N_BATCH_FIELDS pointers, in the same order */
+        PyObject **f = (PyObject **)&fields;
+        for (int k = 0; k < N_BATCH_FIELDS; k++) f[k] = PyList_GET_ITEM(lists[k], i);
+        char bundle_id[44], primary_id[46];
+        int objects = 0;
+        Py_ssize_t start = text.length;
+        memcpy(bundle_id, "bundle--", 8);
+        int written = write_bundle(self, &fields, &text, bundle_id + 8, primary_id, &objects);
+        if (written < 0) goto done;
+        if (!written) continue;
+        int32_t row = (int32_t)i, count = objects;
+        int64_t end = text.length;
+        char digest[64];
+        sha256_hex((const uint8_t *)text.p + start, (size_t)(end - start), digest, sha256_compress);
+        put(&rows, (const char *)&row, 4); put(&offsets, (const char *)&end, 8); put(&bundle_ids, bundle_id, 44);
+        put(&primary_ids, primary_id, 46); put(&digests, digest, 64); put(&counts, (const char *)&count, 4);
+    }
+    result = Py_BuildValue("(y#y#y#y#y#y#y#)", rows.p ? rows.p : "", rows.length, offsets.p, offsets.length,
+                           text.p ? text.p : "", text.length, bundle_ids.p ? bundle_ids.p : "", bundle_ids.length,
+                           primary_ids.p ? primary_ids.p : "", primary_ids.length, digests.p ? digests.p : "",
+                           digests.length, counts.p ? counts.p : "", counts.length);
+done:
+    PyMem_Free(text.p); PyMem_Free(rows.p); PyMem_Free(offsets.p); PyMem_Free(bundle_ids.p);
+    PyMem_Free(primary_ids.p); PyMem_Free(digests.p); PyMem_Free(counts.p);
+    return result;
+}
+
 static PyMethodDef mapper_methods[] = {
     {"map_bundle", (PyCFunction)mapper_call, METH_O,
      "The MappedBundle of a Victim, or None when skipped: StixMapper._map(victim, True), compiled."},
+    {"map_columns", (PyCFunction)mapper_map_columns, METH_O,
+     "The bundles of a batch of victims given by column (BATCH_FIELDS), as Arrow buffers."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -739,7 +930,19 @@ static PyObject *uuid5_py(PyObject *module, PyObject *args) {
     return PyUnicode_FromStringAndSize(out, 36);
 }
 
+static PyObject *sha256_py(PyObject *module, PyObject *args) {
+    Py_buffer data;
+    int portable = 0;
+    char out[64];
+    if (!PyArg_ParseTuple(args, "y*|p", &data, &portable)) return NULL;
+    sha256_hex((const uint8_t *)data.buf, (size_t)data.len, out, portable ? sha256_blocks : sha256_compress);
+    PyBuffer_Release(&data);
+    return PyUnicode_FromStringAndSize(out, 64);
+}
+
 static PyMethodDef module_methods[] = {
+    {"sha256_hex", sha256_py, METH_VARARGS,
+     "sha256_hex(data, portable=False): hashlib.sha256(data).hexdigest(), computed here (the portable C when asked)."},
     {"uuid5", uuid5_py, METH_VARARGS, "uuid5(namespace_bytes, name) as a str, as uuid.uuid5 computes it."},
     {NULL, NULL, 0, NULL},
 };
@@ -748,7 +951,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastmap", NULL, -1,
 
 PyMODINIT_FUNC PyInit__fastmap(void) {
 #ifdef HAVE_SHA_NI_CODE
-    if (cpu_has_sha_ni()) compress = sha1_compress_ni;
+    if (cpu_has_sha_ni()) {
+        compress = sha1_compress_ni;
+        sha256_compress = sha256_blocks_ni;
+    }
 #endif
     PyDateTime_IMPORT;
     if (!PyDateTimeAPI) return NULL;
@@ -765,5 +971,13 @@ PyMODINIT_FUNC PyInit__fastmap(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "IncidentMapper", (PyObject *)&MapperType) < 0) { Py_DECREF(m); return NULL; }
+    PyObject *names = PyTuple_New(N_BATCH_FIELDS);
+    if (!names) { Py_DECREF(m); return NULL; }
+    for (int k = 0; k < N_BATCH_FIELDS; k++) {
+        PyObject *name = PyUnicode_FromString(batch_fields[k]);
+        if (!name) { Py_DECREF(names); Py_DECREF(m); return NULL; }
+        PyTuple_SET_ITEM(names, k, name);
+    }
+    if (PyModule_AddObject(m, "BATCH_FIELDS", names) < 0) { Py_DECREF(names); Py_DECREF(m); return NULL; }
     return m;
 }

@@ -62,10 +62,14 @@ from dep_assets.stix_mapping.options import MappingOptions
 
 try:  # the compiled JSON path for incident bundles (see _fastmap.c); the Python below is the reference
     from dep_assets.stix_mapping._fastmap import (
+        BATCH_FIELDS as _BATCH_FIELDS,
+    )
+    from dep_assets.stix_mapping._fastmap import (
         IncidentMapper as _CompiledIncidentMapper,
     )
 except ImportError:  # not built (no C compiler at install): the Python path serves every option set
     _CompiledIncidentMapper = None
+    _BATCH_FIELDS = ()
 
 __all__ = [
     "AUTHOR_ID",
@@ -710,6 +714,23 @@ class StixMapper:
     def compiled(self) -> bool:
         """Whether `map_json` / `map_bundle` run the compiled path for these options."""
         return self._compiled is not None
+
+    @property
+    def batch_fields(self) -> tuple[str, ...] | None:
+        """The Victim fields `map_columns` reads, in its order; None when these options run the
+        Python (then map each Victim with `map_bundle`)."""
+        return None if self._compiled is None else _BATCH_FIELDS
+
+    def map_columns(self, columns: tuple[list, ...]) -> tuple[bytes, ...]:
+        """The bundles of a batch of victims given by column (`batch_fields`; a null data_types may be
+        None), compiled path only, as Arrow buffers: (rows, offsets, text, bundle_ids, primary_ids,
+        digests, object_counts). `rows` (int32) index the victims mapped, in order (the others are
+        skipped); `offsets` (int64) and `text` are the bundles as a large_string array, byte for byte
+        `map_bundle(...).text`; bundle ids, primary ids and the texts' SHA-256 (hex) are fixed-width
+        ASCII of 44, 46 and 64 bytes; `object_counts` int32."""
+        if self._compiled is None:
+            raise ValueError("map_columns: these mapping options run the Python path (see batch_fields)")
+        return self._compiled.map_columns(columns)
 
     def map(self, victim: Victim) -> dict[str, Any] | None:
         """The bundle as a plain dict (fresh dicts and lists every call), None when skipped."""
