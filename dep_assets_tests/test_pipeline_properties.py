@@ -156,6 +156,22 @@ def test_a_compiled_batch_writes_the_rows_the_python_batch_writes(tmp_path, opti
     assert written.to_pylist() == expected.to_pylist()
 
 
+def _pid_and_niceness(_task: int) -> tuple[int, int]:
+    import os
+
+    return os.getpid(), os.nice(0)
+
+
+def test_workers_run_below_the_process_that_writes_their_batches():
+    import os
+
+    results = list(transform.InOrder(_pid_and_niceness, ((i,) for i in range(6)), workers=2))
+    assert {pid for pid, _ in results} - {os.getpid()}  # in worker processes ...
+    expected = min(os.nice(0) + transform.WORKER_NICENESS, 19)
+    assert {niceness for _, niceness in results} == {expected}  # ... each WORKER_NICENESS lower
+    assert os.nice(0) < expected  # the caller keeps its own
+
+
 def test_a_batch_pauses_the_cyclic_collector_and_always_gives_it_back(tmp_path):
     seen = []
 
