@@ -18,6 +18,11 @@ their summed PSS: RSS with each shared page counted once (see `_TreeMemory`); th
 process's own peak RSS is printed too, as an upper bound (`peak_rss_upper_bound_mb`). The last line
 printed is one JSON object (records, records_per_s, peak_rss_mb, ...).
 
+Each replay runs twice, on two copies of the same archive: once timed, once with the memory sampler.
+The sampler makes the kernel walk every page of every process ten times a second, which costs ~5% of
+the CPU the timed run measures (perf: `smaps_account`), so the timed run has none; the per-process
+peaks (VmHWM, kept by the kernel at no cost) are read in both.
+
 Usage: python -m dep_assets.bench [--records N] [--days D] [--workdir DIR] [--seed S] [--no-double]
                                   [--profile FILE] [--duckdb-memory-limit SIZE]
 `--profile` writes a cProfile of the main replay; `--duckdb-memory-limit 1GB` is a what-if: the
@@ -340,12 +345,13 @@ class _TreeMemory:
     printed, as an upper bound.
     """
 
-    def __init__(self, interval: float = 0.1) -> None:
+    def __init__(self, interval: float = 0.1, enabled: bool = True) -> None:
         import threading
 
         self.interval = interval
         self.peak = 0.0
-        self.available = Path("/proc/self/smaps_rollup").exists()
+        self.enabled = enabled
+        self.available = enabled and Path("/proc/self/smaps_rollup").exists()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-tree-memory", daemon=True)
 
@@ -376,7 +382,9 @@ class _TreeMemory:
         return total
 
     def take_peak(self) -> float:
-        """The peak since the last call (or the start), sampling once more now."""
+        """The peak since the last call (or the start), sampling once more now (0 when disabled)."""
+        if not self.enabled:
+            return 0.0
         self.sample()
         peak, self.peak = self.peak, 0.0
         return peak
@@ -452,11 +460,15 @@ def child_archive(db: Path, seed: int, records: int, days: int, start: int, stop
     }
 
 
-def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | None = None) -> dict:
+def child_derive(
+    db: Path, days: int, profile: Path | None, memory_limit: str | None = None, sample_memory: bool = True
+) -> dict:
     """Replay all days: `build_victims` then `build_bundles`, exactly as the two assets call them.
 
     `memory_limit`: DuckDB's `memory_limit` for the replay's connection, instead of the archive's
-    default (DEP_ARCHIVE_MEMORY_LIMIT's default, as the assets run)."""
+    default (DEP_ARCHIVE_MEMORY_LIMIT's default, as the assets run). `sample_memory`: run the
+    `_TreeMemory` sampler (the memory run); without it the `*peak_rss_mb` of all processes together
+    are None (the timed run)."""
     import duckdb  # noqa: F401  (imported before the baseline, like the assets' process has it)
 
     from dep_assets.archive import Archive
@@ -471,7 +483,7 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
         import cProfile
 
         profiler = cProfile.Profile()
-    with Archive(db).writer() as conn, _TreeMemory() as tree:
+    with Archive(db).writer() as conn, _TreeMemory(enabled=sample_memory) as tree:
         if memory_limit:  # a what-if: the writer already set the archive's default cap
             conn.execute(f"SET memory_limit = '{memory_limit}'")
         raw_records, announcements = conn.execute(
@@ -503,7 +515,9 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
     # worker peak (the workers run beside it; each reports its own VmHWM), plus the helper processes
     # (forkserver, resource tracker), though the workers share most of the forkserver's.
     upper_bound = _peak_rss_mb() + workers * worker_peak + helpers
-    if not tree.available:  # where /proc gives no PSS, the per-process peaks stand in
+    if not tree.enabled:  # the timed run: no figure for all processes together
+        victims_peak = stix_peak = None
+    elif not tree.available:  # where /proc gives no PSS, the per-process peaks stand in
         victims_peak, stix_peak = after_victims, upper_bound
     if profiler:
         profiler.dump_stats(profile)
@@ -524,9 +538,10 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
         "baseline_rss_mb": round(baseline, 1),
         "peak_rss_after_victims_mb": round(after_victims, 1),
         # The replay's memory: all its processes together, shared pages once (see _TreeMemory).
-        "victims_peak_rss_mb": round(victims_peak, 1),
-        "stix_peak_rss_mb": round(stix_peak, 1),
-        "peak_rss_mb": round(max(victims_peak, stix_peak), 1),
+        "victims_peak_rss_mb": _round(victims_peak),
+        "stix_peak_rss_mb": _round(stix_peak),
+        "peak_rss_mb": None if victims_peak is None or stix_peak is None else round(max(victims_peak, stix_peak), 1),
+        "memory_sampled": tree.enabled,
         "main_peak_rss_mb": round(_peak_rss_mb(), 1),
         "workers": workers,
         "worker_peak_rss_mb": round(worker_peak, 1),
@@ -540,6 +555,10 @@ def child_derive(db: Path, days: int, profile: Path | None, memory_limit: str | 
 # --------------------------------------------------------------------------------------------------
 # Parent: orchestrate, print the table and the JSON line
 # --------------------------------------------------------------------------------------------------
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _run_child(*args: str) -> dict:
@@ -578,7 +597,9 @@ def run(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="dep-bench-")) if own_workdir else Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     main_db, double_db = workdir / "bench.duckdb", workdir / "bench-2x.duckdb"
-    for path in (main_db, double_db):
+    # The memory runs replay copies of the same raw archives (see the module's docstring).
+    memory_db, double_memory_db = workdir / "bench-memory.duckdb", workdir / "bench-2x-memory.duckdb"
+    for path in (main_db, double_db, memory_db, double_memory_db):
         for leftover in (path, path.with_name(path.name + ".wal")):
             leftover.unlink(missing_ok=True)
     common = ["--seed", str(seed), "--records", str(records), "--days", str(days)]
@@ -588,25 +609,34 @@ def run(args: argparse.Namespace) -> dict:
     try:
         say(f"bench: archiving {records:,} records over {days} daily fetches of {DATASET!r} in {workdir} ...")
         archive = _run_child("archive", "--db", str(main_db), *common, "--range", f"0:{days}")
+        # Copies of the raw archive, before a replay writes derived tables into main_db.
+        shutil.copyfile(main_db, memory_db)
         if not args.no_double:
-            shutil.copyfile(main_db, double_db)  # before the replay writes derived tables into main_db
-        say("bench: replaying victims + STIX over all days ...")
-        derive_args = ["derive", "--db", str(main_db), "--days", str(days), *memory]
-        if args.profile:
-            derive_args += ["--profile", str(args.profile)]
-        derive = _run_child(*derive_args)
-        _check(derive, "main")
+            shutil.copyfile(main_db, double_db)
+        say("bench: replaying victims + STIX over all days (timed, then with the memory sampler) ...")
+        profile = ["--profile", str(args.profile)] if args.profile else []
+        derive = _replay(main_db, memory_db, days, memory, profile, "main")
         double = None
         if not args.no_double:
-            say(f"bench: history x2: appending {days} more days to a copy, replaying {2 * days} days ...")
+            say(f"bench: history x2: appending {days} more days to a copy, replaying {2 * days} days twice ...")
             _run_child("archive", "--db", str(double_db), *common, "--range", f"{days}:{2 * days}")
-            double = _run_child("derive", "--db", str(double_db), "--days", str(2 * days), *memory)
-            _check(double, "2x")
+            shutil.copyfile(double_db, double_memory_db)
+            double = _replay(double_db, double_memory_db, 2 * days, memory, [], "2x")
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     load = (load_before, os.getloadavg()[0])
     return _report(records, days, archive, derive, double, load)
+
+
+def _replay(timed_db: Path, memory_db: Path, days: int, memory: list[str], profile: list[str], what: str) -> dict:
+    """One replay's figures: its times from a run without the memory sampler, its memory from a run
+    with it, on a copy of the same archive."""
+    timed = _run_child("derive", "--db", str(timed_db), "--days", str(days), "--no-memory-sampler", *memory, *profile)
+    _check(timed, what)
+    sampled = _run_child("derive", "--db", str(memory_db), "--days", str(days), *memory)
+    _check(sampled, f"{what} (memory)")
+    return {**sampled, "victims_s": timed["victims_s"], "stix_s": timed["stix_s"]}
 
 
 def _report(
@@ -705,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_child", choices=("archive", "derive"), help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--range", help=argparse.SUPPRESS)
+    parser.add_argument("--no-memory-sampler", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.duckdb_memory_limit and not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", args.duckdb_memory_limit):
         parser.error("--duckdb-memory-limit takes a size such as 512MB or 1GiB")
@@ -713,7 +744,13 @@ def main(argv: list[str] | None = None) -> int:
         start, stop = (int(x) for x in args.range.split(":"))
         print(json.dumps(child_archive(args.db, args.seed, args.records, args.days, start, stop)))
     elif args._child == "derive":
-        print(json.dumps(child_derive(args.db, args.days, args.profile, args.duckdb_memory_limit)))
+        print(
+            json.dumps(
+                child_derive(
+                    args.db, args.days, args.profile, args.duckdb_memory_limit, not args.no_memory_sampler
+                )
+            )
+        )
     else:
         run(args)
     return 0
