@@ -30,7 +30,7 @@ from operator import attrgetter
 
 import pyarrow as pa
 
-from dep_assets.normalize import Victim, normalize_record
+from dep_assets.normalize import Quarantined, Victim, batch_normalizer, normalize_record
 from dep_assets.stix_mapping import MappingOptions, StixMapper, mapper_for
 
 VICTIM_COLUMNS = (
@@ -63,6 +63,8 @@ _TUPLE_FIELDS = frozenset(f.name for f in fields(Victim) if str(f.type).startswi
 # Victim(*values) is several times cheaper than Victim(**values); used only while the model's fields
 # start with exactly these, in this order (checked here, once).
 _VICTIM_POSITIONAL = [f.name for f in fields(Victim)][: len(VICTIM_MODEL_FIELDS)] == list(VICTIM_MODEL_FIELDS)
+# The compiled batch normalizer, None where it is not built (then normalize_record does every record).
+_BATCH_NORMALIZER = batch_normalizer(VICTIM_MODEL_FIELDS)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -89,11 +91,61 @@ def normalize_batch(dataset: str, batch: str) -> NormalizedBatch:
 
 def _normalize_batch(dataset: str, batch: str) -> NormalizedBatch:
     rows = _columns(take_batch(batch))
+    if _BATCH_NORMALIZER is not None:
+        return _normalize_batch_compiled(dataset, rows, batch)
+    return _normalize_batch_python(dataset, rows, batch)
+
+
+class _Quarantine:
+    """The dep_quarantine rows of a batch, with the counts and lines the run reports."""
+
+    def __init__(self, dataset: str, rows: dict[str, list]) -> None:
+        self.dataset = dataset
+        self.rows = rows
+        self.columns: dict[str, list] = {name: [] for name in QUARANTINE_COLUMNS}
+        self.reasons: dict[str, int] = {}
+        self.lines: list[str] = []
+
+    def add(self, index: int, result: Quarantined) -> None:
+        rows, dataset = self.rows, self.dataset
+        values = {
+            "dataset": dataset,
+            "day": rows["filed_day"][index],
+            "identity": rows["identity"][index],
+            "hashid": rows["hashid_key"][index],
+            "reason": result.reason,
+            "reason_code": result.code,
+            "fetch_id": rows["fetch_id"][index],
+            "position": rows["position"][index],
+            "payload_sha256": rows["payload_sha256"][index],
+        }
+        for name, value in values.items():
+            self.columns[name].append(value)
+        self.reasons[result.code] = self.reasons.get(result.code, 0) + 1
+        self.lines.append(
+            f"partition {dataset}|{values['day']}, record fetch {values['fetch_id']} position "
+            f"{values['position']} (hashid {values['hashid']!r}): {result.reason}"
+        )
+
+    def batch(
+        self, batch: str, victims: dict[str, list], kept: list[int], count: int, placeholders: int
+    ) -> NormalizedBatch:
+        return NormalizedBatch(
+            victims=put_batch(pa.table(_with_archive_columns(victims, kept, self.rows)), batch + ".victims"),
+            quarantine=put_batch(pa.table(self.columns), batch + ".quarantine"),
+            victim_count=count,
+            placeholders=placeholders,
+            reasons=self.reasons,
+            quarantine_lines=self.lines,
+            peak_rss_mb=own_peak_rss_mb(),
+        )
+
+
+def _normalize_batch_python(dataset: str, rows: dict[str, list], batch: str) -> NormalizedBatch:
+    """`_normalize_batch` one `normalize_record` at a time (the reference for the compiled batch)."""
     victims: list[Victim] = []
     kept: list[int] = []  # each victim's row in the batch
-    quarantine: dict[str, list] = {name: [] for name in QUARANTINE_COLUMNS}
-    reasons: dict[str, int] = {}
-    lines: list[str] = []
+    quarantine = _Quarantine(dataset, rows)
     placeholders = 0
     for index, (payload, first_seen, last_seen, versions_seen, fetch_id) in enumerate(
         zip(rows["payload"], rows["first_seen"], rows["last_seen"], rows["versions_seen"], rows["fetch_id"], strict=True)
@@ -110,48 +162,61 @@ def _normalize_batch(dataset: str, batch: str) -> NormalizedBatch:
             victims.append(result)
             kept.append(index)
             placeholders += result.victim_is_placeholder
-            continue
-        values = {
-            "dataset": dataset,
-            "day": rows["filed_day"][index],
-            "identity": rows["identity"][index],
-            "hashid": rows["hashid_key"][index],
-            "reason": result.reason,
-            "reason_code": result.code,
-            "fetch_id": rows["fetch_id"][index],
-            "position": rows["position"][index],
-            "payload_sha256": rows["payload_sha256"][index],
-        }
-        for name, value in values.items():
-            quarantine[name].append(value)
-        reasons[result.code] = reasons.get(result.code, 0) + 1
-        lines.append(
-            f"partition {dataset}|{values['day']}, record fetch {values['fetch_id']} position "
-            f"{values['position']} (hashid {values['hashid']!r}): {result.reason}"
+        else:
+            quarantine.add(index, result)
+    return quarantine.batch(batch, _victim_columns(victims), kept, len(victims), placeholders)
+
+
+def _normalize_batch_compiled(dataset: str, rows: dict[str, list], batch: str) -> NormalizedBatch:
+    """`_normalize_batch` with the compiled batch normalizer: common records go from their JSON
+    text to the victims' columns in C; the others through `normalize_record`, in order. The same
+    rows as the Python batch (tested), in about half its time."""
+    columns: dict[str, list] = {name: [] for name in VICTIM_MODEL_FIELDS}
+    kept: list[int] = []
+    quarantine = _Quarantine(dataset, rows)
+
+    def reference(index: int, record: object) -> None:
+        result = normalize_record(
+            record,
+            dataset=dataset,
+            first_seen=rows["first_seen"][index],
+            last_seen=rows["last_seen"][index],
+            versions_seen=rows["versions_seen"][index],
+            fetch_id=rows["fetch_id"][index],
         )
-    return NormalizedBatch(
-        victims=put_batch(pa.table(_victim_columns(victims, kept, rows)), batch + ".victims"),
-        quarantine=put_batch(pa.table(quarantine), batch + ".quarantine"),
-        victim_count=len(victims),
-        placeholders=placeholders,
-        reasons=reasons,
-        quarantine_lines=lines,
-        peak_rss_mb=own_peak_rss_mb(),
-    )
+        if isinstance(result, Victim):
+            for name, column in columns.items():
+                value = getattr(result, name)
+                column.append(list(value) if name in _TUPLE_FIELDS else value)
+            kept.append(index)
+        else:
+            quarantine.add(index, result)
+
+    _BATCH_NORMALIZER.normalize(  # type: ignore[union-attr]
+        rows["payload"], dataset, rows["first_seen"], rows["last_seen"], rows["versions_seen"], rows["fetch_id"],
+        tuple(columns.values()), kept, reference,
+    )  # fmt: skip
+    return quarantine.batch(batch, columns, kept, len(kept), sum(columns["victim_is_placeholder"]))
 
 
-def _victim_columns(victims: list[Victim], kept: list[int], rows: dict[str, list]) -> dict[str, list]:
-    """The `dep_victims` rows of `victims`, by column; position and payload_sha256 come from the batch."""
+def _victim_columns(victims: list[Victim]) -> dict[str, list]:
+    """The Victims' fields by column (VICTIM_MODEL_FIELDS), tuples as lists."""
     columns: dict[str, list] = {}
-    for name in VICTIM_COLUMNS:
-        if name in ("position", "payload_sha256"):
-            source = rows[name]
-            columns[name] = [source[i] for i in kept]
-        elif name in _TUPLE_FIELDS:
+    for name in VICTIM_MODEL_FIELDS:
+        if name in _TUPLE_FIELDS:
             columns[name] = [list(v) for v in map(attrgetter(name), victims)]
         else:
             columns[name] = list(map(attrgetter(name), victims))
     return columns
+
+
+def _with_archive_columns(victims: dict[str, list], kept: list[int], rows: dict[str, list]) -> dict[str, list]:
+    """The `dep_victims` rows by column (VICTIM_COLUMNS): the victims' fields, and position and
+    payload_sha256 of their rows (`kept`) in the batch."""
+    return {
+        name: [rows[name][i] for i in kept] if name in ("position", "payload_sha256") else victims[name]
+        for name in VICTIM_COLUMNS
+    }
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -107,6 +107,33 @@ def _derive(batch_rows: int) -> tuple[list, list, list]:
         )
 
 
+def test_without_the_c_extensions_a_replay_gives_the_same_tables():
+    """An install without a C compiler runs normalize_record and the Python mapper on every record:
+    the same tables, row for row. (One batch, so it runs in the process where the extensions are
+    blocked: a worker is forked from a forkserver that imported them.)"""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import pickle, sys\n"
+        "for name in ('normalize._fastnormalize', 'normalize._unquote', 'stix_mapping._fastmap'):\n"
+        "    sys.modules['dep_assets.' + name] = None  # as if never built\n"
+        "from dep_assets import transform\n"
+        "from dep_assets.stix_mapping import StixMapper\n"
+        "assert transform._BATCH_NORMALIZER is None and StixMapper().batch_fields is None\n"
+        "from dep_assets_tests.test_pipeline_properties import _derive\n"
+        "if __name__ == '__main__':\n"
+        "    sys.stdout.buffer.write(pickle.dumps(_derive(20_000)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert pickle.loads(result.stdout) == _derive(20_000)
+
+
 def test_small_batches_give_exactly_the_same_tables(tmp_path, monkeypatch):
     one_batch = _derive(20_000)
     assert len(one_batch[0]) == 31 and len(one_batch[1]) == 3 and len(one_batch[2]) == 30
@@ -154,6 +181,117 @@ def test_a_compiled_batch_writes_the_rows_the_python_batch_writes(tmp_path, opti
     written, expected = transform.take_batch(compiled.bundles), transform.take_batch(python.bundles)
     assert written.schema == expected.schema == transform.BUNDLE_SCHEMA
     assert written.to_pylist() == expected.to_pylist()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The compiled batch normalizer (_fastnormalize.c) against the Python batch (normalize_record)
+# ---------------------------------------------------------------------------------------------------
+
+compiled_normalizer = pytest.mark.skipif(transform._BATCH_NORMALIZER is None, reason="the C extension is not built")
+# Text that walks every branch of the fast paths: ASCII whitespace as str.strip/split see it (\x1c-\x1f
+# included), non-ASCII spaces (the helpers' business), NULs, lone surrogates, case, bare hosts, URLs,
+# links to repair, placeholders, escapes to decode.
+edge_text = st.one_of(
+    st.text(alphabet=st.sampled_from(" \t\n\x0b\x0c\r\x1c\x1f\x00\x85\xa0\u3000aZz09.-_/:%@[é東\ud800\U0001f600"), max_size=12),
+    st.sampled_from([
+        "", " N/A ", "none", "NONE", "Unknown", " unknown group ", "https//x.io/a", "http//x", "HTTPS//X", "https//",
+        "acme.IT", " Acme.Com ", "http://[x]", "https://Sub.Acme.com:8443/p?q=1", "a b\tc", "100% 20%41%e2%82%ac",
+        "Müller GmbH", "ＡＣＭＥ", "ﬁ", "\u0345",
+    ]),
+)  # fmt: skip
+edge_values = st.one_of(st.none(), edge_text, edge_text, json_values)
+# Records the compiled path takes whole (usable hashid and date, text or null, known keys only) ...
+common_records = st.fixed_dictionaries(
+    {
+        "hashid": st.one_of(st.sampled_from(["ABC", " 0f0F ", "é", "a\x1cb"]), edge_text).filter(lambda t: t.strip()),
+        "date": st.sampled_from(["2026-03-01", " 2026-03-02 ", "2026-03-01T10:00:00Z"]),
+    },
+    optional={
+        **{name: st.none() | edge_text for name in FIELDS if name != "annDataTypes"},
+        "annDataTypes": st.none() | st.lists(edge_text, max_size=4),
+    },
+)
+edge_records = st.fixed_dictionaries(
+    {
+        "hashid": st.one_of(edge_text, st.sampled_from(["ABC", " 0f0F ", "\x1c", "é"]), json_values),
+        "date": st.one_of(dates, st.sampled_from(["2026-03-01", " 2026-03-01\x1f"])),
+    },
+    optional={
+        **{name: edge_values for name in FIELDS if name != "annDataTypes"},
+        "annDataTypes": st.one_of(st.none(), st.lists(st.one_of(edge_text, json_values), max_size=4), json_values),
+        "unknownField": json_values,
+    },
+)  # ... and records with anything in any field (most go to the reference, some on the way in).
+
+
+def _batch_rows(items: list) -> dict[str, list]:
+    """A batch of filed rows as `_normalize_batch` reads them, one per item."""
+    seen = datetime(2026, 3, 2, tzinfo=UTC)
+    return {
+        "payload": [json.dumps(item) for item in items],
+        "first_seen": [seen] * len(items),
+        "last_seen": [seen] * len(items),
+        "versions_seen": [i % 3 + 1 for i in range(len(items))],
+        "fetch_id": [7] * len(items),
+        "filed_day": [DAY] * len(items),
+        "identity": [f"id-{i}" for i in range(len(items))],
+        "hashid_key": [None] * len(items),
+        "position": list(range(len(items))),
+        "payload_sha256": [f"{i:064x}" for i in range(len(items))],
+    }
+
+
+def _both_batches(items: list, directory) -> tuple[tuple, tuple]:
+    outcomes = []
+    for name, run in (("c", transform._normalize_batch_compiled), ("p", transform._normalize_batch_python)):
+        batch = run("ext", _batch_rows(items), str(directory / name))
+        victims, quarantine = transform.take_batch(batch.victims), transform.take_batch(batch.quarantine)
+        outcomes.append(
+            (victims.schema, victims.to_pylist(), quarantine.to_pylist(), batch.victim_count, batch.placeholders,
+             batch.reasons, batch.quarantine_lines)
+        )  # fmt: skip
+    return outcomes[0], outcomes[1]
+
+
+@compiled_normalizer
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(items=st.lists(st.one_of(common_records, common_records, edge_records, json_values), min_size=1, max_size=6))
+def test_a_compiled_normalize_batch_writes_the_rows_the_python_batch_writes(items, tmp_path):
+    compiled, python = _both_batches(items, tmp_path)
+    assert compiled == python
+
+
+@compiled_normalizer
+def test_the_compiled_batch_normalizes_the_samples_itself_and_like_the_reference(tmp_path):
+    from dep_assets.dep_client import RecordedSource
+    from dep_assets_tests.conftest import SAMPLE_DIR
+
+    source = RecordedSource(SAMPLE_DIR)
+    items = [raw.value for day in source.available_days("ext") for raw in source.fetch_day("ext", day).records]
+    compiled, python = _both_batches(items, tmp_path)
+    assert compiled == python
+    # Every record of every sample day (a re-dated one twice): victims or quarantined, none lost.
+    assert compiled[3] + len(compiled[2]) == len(items) and compiled[3] >= 30 and len(compiled[2]) == 3
+    # Most records take the compiled path: only the rest reach the reference.
+    handed_over: list[int] = []
+    rows = _batch_rows(items)
+    columns = tuple([] for _ in transform.VICTIM_MODEL_FIELDS)
+    kept: list[int] = []
+    transform._BATCH_NORMALIZER.normalize(
+        rows["payload"], "ext", rows["first_seen"], rows["last_seen"], rows["versions_seen"], rows["fetch_id"],
+        columns, kept, lambda index, record: handed_over.append(index),
+    )  # fmt: skip
+    assert len(kept) + len(handed_over) == len(items) and len(kept) >= len(items) // 2
+    assert all(len(column) == len(kept) for column in columns)
+    assert sorted(kept + handed_over) == list(range(len(items)))
+
+
+def test_the_batch_normalizer_is_only_given_for_the_columns_it_fills():
+    from dep_assets.normalize import batch_normalizer
+
+    assert batch_normalizer(tuple(reversed(transform.VICTIM_MODEL_FIELDS))) is None
+    if transform._BATCH_NORMALIZER is not None:
+        assert batch_normalizer(transform.VICTIM_MODEL_FIELDS) is not None
 
 
 def _pid_and_niceness(_task: int) -> tuple[int, int]:

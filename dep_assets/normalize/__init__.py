@@ -26,6 +26,7 @@ from .normalizer import (
     QUARANTINE_CODES,
     TEXT_FIELDS,
     Quarantined,
+    batch_normalizer,
     normalize_record,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "Quarantined",
     "Victim",
     "actor_name",
+    "batch_normalizer",
     "clean_text",
     "data_types",
     "decode_description",
