@@ -474,6 +474,7 @@ def child_derive(
     from dep_assets.archive import Archive
     from dep_assets.archive.derived import build_bundles, build_victims
     from dep_assets.stix_mapping import MappingOptions, StixMapper
+    from dep_assets.transform import compiled_paths
 
     baseline = _peak_rss_mb()
     all_days = [FIRST_DAY + timedelta(days=i) for i in range(days)]
@@ -549,6 +550,7 @@ def child_derive(
         "peak_rss_upper_bound_mb": round(upper_bound, 1),
         "vm_hwm_mb": _vm_hwm_mb(),
         "duckdb_memory_limit": memory_limit,
+        "compiled_paths": compiled_paths(),
     }
 
 
@@ -677,6 +679,9 @@ def _report(
           f"forkserver and resource tracker {derive['helpers_peak_rss_mb']:.0f} MB: "
           f"{derive['peak_rss_upper_bound_mb']:.0f} MB in all at most, each counting the shared libraries "
           f"again; all processes together, shared pages once: peak {derive['peak_rss_mb']:.0f} MB")  # fmt: skip
+    compiled = derive["compiled_paths"]
+    print("compiled paths: " + ", ".join(f"{name} {'yes' if on else 'NO (the Python reference runs)'}"
+                                         for name, on in compiled.items()))  # fmt: skip
     print(f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after, on {os.cpu_count()} CPUs: "
           "other work on the machine slows every figure above")  # fmt: skip
     if double:
@@ -710,6 +715,7 @@ def _report(
         "quarantined": derive["quarantined"],
         "load_avg_1m": round(max(load), 2),
         "duckdb_memory_limit": derive["duckdb_memory_limit"],
+        "compiled_paths": derive["compiled_paths"],
         "target_records_per_s": TARGET_RECORDS_PER_S,
         "target_peak_rss_mb": TARGET_PEAK_RSS_MB,
         "memory_flat": flat,

@@ -67,6 +67,20 @@ _VICTIM_POSITIONAL = [f.name for f in fields(Victim)][: len(VICTIM_MODEL_FIELDS)
 _BATCH_NORMALIZER = batch_normalizer(VICTIM_MODEL_FIELDS)
 
 
+def compiled_paths() -> dict[str, bool]:
+    """Which compiled paths this install runs. Each is built at install when a C compiler is there;
+    without one its Python reference runs instead: the same rows, more slowly."""
+    from urllib.parse import unquote
+
+    from dep_assets.normalize import fields
+
+    return {
+        "normalize": _BATCH_NORMALIZER is not None,
+        "url_decoding": fields.unquote is not unquote,
+        "stix_mapping": mapper_for().batch_fields is not None,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------
 # dep_victims and dep_quarantine
 # ---------------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ def test_the_bench_prints_consistent_figures_from_a_timed_and_a_sampled_replay(t
     assert figures["peak_rss_mb_2x"] > 100 and figures["records_per_s_2x"] > 0
     assert isinstance(figures["meets_targets"], bool) and isinstance(figures["memory_flat"], bool)
     assert "history x2 (6,000 records, 24 days)" in result.stdout
+    assert set(figures["compiled_paths"]) == {"normalize", "url_decoding", "stix_mapping"}
+    assert "compiled paths: normalize " in result.stdout
     assert "(timed, then with the memory sampler)" in result.stderr
     # Two replays of each history, on copies of the same raw archive; the workdir keeps them.
     assert sorted(p.name for p in tmp_path.glob("*.duckdb")) == [

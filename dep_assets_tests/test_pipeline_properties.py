@@ -122,6 +122,7 @@ def test_without_the_c_extensions_a_replay_gives_the_same_tables():
         "    sys.modules['dep_assets.' + name] = None  # as if never built\n"
         "from dep_assets import transform\n"
         "from dep_assets.stix_mapping import StixMapper\n"
+        "assert transform.compiled_paths() == dict.fromkeys(['normalize', 'url_decoding', 'stix_mapping'], False)\n"
         "assert transform._BATCH_NORMALIZER is None and StixMapper().batch_fields is None\n"
         "from dep_assets_tests.test_pipeline_properties import _derive\n"
         "if __name__ == '__main__':\n"
