@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import tempfile
 from datetime import UTC, date, datetime
 
@@ -309,6 +310,43 @@ def test_workers_run_below_the_process_that_writes_their_batches():
     expected = min(os.nice(0) + transform.WORKER_NICENESS, 19)
     assert {niceness for _, niceness in results} == {expected}  # ... each WORKER_NICENESS lower
     assert os.nice(0) < expected  # the caller keeps its own
+
+
+def _what_a_worker_has(_task: int) -> dict:
+    import sys
+
+    return {
+        "main": getattr(sys.modules["__main__"], "__file__", None),
+        "preloaded": {name: name in sys.modules for name in ("dep_assets.transform", "pandas")},
+    }
+
+
+def test_workers_start_from_the_forkserver_without_running_the_callers_main_again(tmp_path):
+    """A worker is a fork of the forkserver, which imported the transform code and pandas once: it
+    neither re-runs the caller's main script (in a Dagster step process, the whole `dagster` CLI)
+    nor imports anything more before its first task."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log = tmp_path / "main-ran.log"
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import json, sys\n"
+        f"open({str(log)!r}, 'a').write(__name__ + '\\n')  # at every run of this script\n"
+        "from dep_assets import transform\n"
+        "from dep_assets_tests.test_pipeline_properties import _what_a_worker_has\n"
+        "if __name__ == '__main__':\n"
+        "    print(json.dumps(list(transform.InOrder(_what_a_worker_has, ((i,) for i in range(4)), workers=2))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    reports = json.loads(result.stdout)
+    assert log.read_text() == "__main__\n"  # the caller ran it; no worker did (as __mp_main__)
+    assert len(reports) == 4 and all(r["main"] != str(script) for r in reports)
+    assert all(r["preloaded"] == {"dep_assets.transform": True, "pandas": True} for r in reports)
 
 
 def test_a_batch_pauses_the_cyclic_collector_and_always_gives_it_back(tmp_path):
