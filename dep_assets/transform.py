@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import sys
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -454,9 +455,9 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 # module as `__mp_main__`, so that functions defined there can be unpickled. Ours are never there
 # (tasks are functions of importable modules), and in a Dagster step process the main script is the
 # `dagster` command: every worker imported the whole CLI again (~0.8 s of CPU and ~50 MB each,
-# measured). Built on multiprocessing's internals (popen_forkserver.Popen._launch, Python 3.11-3.13,
-# with the main module left out of the preparation data); where they are not as expected, the stock
-# forkserver context serves (`_WORKER_CONTEXT` None).
+# measured). Built on multiprocessing's internals: popen_forkserver.Popen._launch, the same text in
+# Python 3.8 to 3.13 (compared), with the main module left out of the preparation data. On another
+# Python, or where the internals are not there, the stock forkserver context serves (None here).
 _WORKER_CONTEXT: multiprocessing.context.BaseContext | None = None
 try:
     import io
@@ -494,7 +495,7 @@ try:
     class _WorkerContext(_mp_context.ForkServerContext):  # type: ignore[name-defined,misc]
         Process = _WorkerProcess
 
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    if "forkserver" in multiprocessing.get_all_start_methods() and sys.version_info < (3, 14):
         _WORKER_CONTEXT = _WorkerContext()
 except (ImportError, AttributeError):  # pragma: no cover (another Python's internals)
     pass
