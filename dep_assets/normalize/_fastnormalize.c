@@ -4,10 +4,11 @@
  * when the record is an object with a usable hashid and date, text fields that are strings or null,
  * a well-formed annDataTypes and only known keys, appends its `dep_victims` values straight to the
  * batch's column lists: no Victim object, no per-field Python function for ASCII text (strip, lower,
- * whitespace collapsing, bare host names, link repair). Any other record, and every non-ASCII text
- * that needs Unicode rules (casefolding, NFKC, urlsplit), goes to the same Python functions the
- * reference calls: the whole record to `fallback(index, record)`, a single field to its helper. The
- * tests normalize samples and arbitrary JSON both ways and compare the rows.
+ * whitespace collapsing, bare host names, link repair, data types), and the cleaning of the values
+ * that repeat (sector, country, actor...) memoized here as fields.py memoizes it. Any other record,
+ * and every non-ASCII text that needs Unicode rules (casefolding, NFKC, urlsplit), goes to the same
+ * Python functions the reference calls: the whole record to `fallback(index, record)`, a single field
+ * to its helper. The tests normalize samples and arbitrary JSON both ways and compare the rows.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,6 +28,7 @@ typedef struct {
     PyObject *known_fields, *connector_placeholders, *placeholders; /* frozensets */
     PyObject *text_fields[N_TEXT];                                  /* str keys */
     PyObject *hashid_name, *date_name, *types_name;
+    PyObject *clean_cache, *actor_cache; /* dicts: text -> clean_str(text) / actor_str(text) */
 } Normalizer;
 
 static void normalizer_dealloc(Normalizer *self) {
@@ -37,6 +39,7 @@ static void normalizer_dealloc(Normalizer *self) {
     Py_XDECREF(self->known_fields); Py_XDECREF(self->connector_placeholders); Py_XDECREF(self->placeholders);
     for (int i = 0; i < N_TEXT; i++) Py_XDECREF(self->text_fields[i]);
     Py_XDECREF(self->hashid_name); Py_XDECREF(self->date_name); Py_XDECREF(self->types_name);
+    Py_XDECREF(self->clean_cache); Py_XDECREF(self->actor_cache);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -73,7 +76,8 @@ static int normalizer_init(Normalizer *self, PyObject *args, PyObject *kwargs) {
     for (int i = 0; i < N_TEXT; i++) self->text_fields[i] = Py_NewRef(PyTuple_GET_ITEM(text_fields, i));
     if (!(self->hashid_name = PyUnicode_InternFromString("hashid")) ||
         !(self->date_name = PyUnicode_InternFromString("date")) ||
-        !(self->types_name = PyUnicode_InternFromString("annDataTypes")))
+        !(self->types_name = PyUnicode_InternFromString("annDataTypes")) || !(self->clean_cache = PyDict_New()) ||
+        !(self->actor_cache = PyDict_New()))
         return -1;
     return 0;
 }
@@ -233,10 +237,70 @@ static PyObject *or_none_py(PyObject *value, PyObject *helper) {
     return value == Py_None ? Py_NewRef(Py_None) : call1(helper, value);
 }
 
+/* Memoized here as fields.py memoizes them (texts up to 256 characters, bounded): clean_str and
+ * actor_str are pure, and sector, country, actor, city... repeat across announcements. */
+#define CACHE_MAX_LEN 256
+#define CACHE_SIZE 8192
+
+static PyObject *or_none_cached(PyObject *value, PyObject *helper, PyObject *cache) {
+    if (value == Py_None) return Py_NewRef(Py_None);
+    if (PyUnicode_GET_LENGTH(value) > CACHE_MAX_LEN) return call1(helper, value);
+    PyObject *hit = PyDict_GetItemWithError(cache, value);
+    if (hit) return Py_NewRef(hit);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *result = call1(helper, value);
+    if (!result) return NULL;
+    if (PyDict_GET_SIZE(cache) >= CACHE_SIZE) PyDict_Clear(cache);
+    if (PyDict_SetItem(cache, value, result) < 0) { Py_DECREF(result); return NULL; }
+    return result;
+}
+
+/* fields.parse_data_types for null or a list of ASCII strings, as a list (the types) with `*ok` set;
+ * anything else through the helper, whose tuple is then listed. */
+static PyObject *data_types(Normalizer *m, PyObject *value, int *ok) {
+    *ok = 1;
+    if (value == Py_None) return PyList_New(0);
+    int simple = PyList_CheckExact(value);
+    for (Py_ssize_t i = 0; simple && i < PyList_GET_SIZE(value); i++) {
+        PyObject *item = PyList_GET_ITEM(value, i);
+        simple = PyUnicode_CheckExact(item) && PyUnicode_IS_ASCII(item);
+    }
+    if (!simple) {
+        PyObject *parsed = call1(m->parse_data_types, value);
+        if (!parsed) return NULL;
+        if (!PyTuple_Check(parsed) || PyTuple_GET_SIZE(parsed) != 2) {
+            Py_DECREF(parsed);
+            PyErr_SetString(PyExc_TypeError, "_fastnormalize: parse_data_types returns (types, ok)");
+            return NULL;
+        }
+        *ok = PyTuple_GET_ITEM(parsed, 1) == Py_True;
+        PyObject *types = PySequence_List(PyTuple_GET_ITEM(parsed, 0));
+        Py_DECREF(parsed);
+        return types;
+    }
+    PyObject *types = PyList_New(0);
+    if (!types) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) { /* item.strip().upper(), non-empty, first kept */
+        PyObject *item = PyList_GET_ITEM(value, i);
+        const unsigned char *p = PyUnicode_1BYTE_DATA(item);
+        Py_ssize_t a, b;
+        ascii_strip(p, PyUnicode_GET_LENGTH(item), &a, &b);
+        if (a == b) continue;
+        PyObject *text = PyUnicode_New(b - a, 127);
+        if (!text) { Py_DECREF(types); return NULL; }
+        unsigned char *o = PyUnicode_1BYTE_DATA(text);
+        for (Py_ssize_t j = a; j < b; j++) o[j - a] = (p[j] >= 'a' && p[j] <= 'z') ? (unsigned char)(p[j] - 32) : p[j];
+        int seen = PySequence_Contains(types, text);
+        if (seen < 0 || (!seen && PyList_Append(types, text) < 0)) { Py_DECREF(text); Py_DECREF(types); return NULL; }
+        Py_DECREF(text);
+    }
+    return types;
+}
+
 /* The 32 values of one common record, or 0 when it is not one (the caller then runs the fallback). */
 static int common_record(Normalizer *m, PyObject *record, PyObject *dataset, PyObject *const provenance[4],
                          PyObject *out[N_COLUMNS]) {
-    PyObject *text[N_TEXT], *key = NULL, *day = NULL, *parsed = NULL, *item, *k;
+    PyObject *text[N_TEXT], *key = NULL, *day = NULL, *types = NULL, *item, *k;
     Py_ssize_t pos = 0;
     int found;
 
@@ -268,12 +332,9 @@ static int common_record(Normalizer *m, PyObject *record, PyObject *dataset, PyO
         if (PyErr_Occurred()) goto fail;
         item = Py_None;
     }
-    if (!(parsed = call1(m->parse_data_types, item))) goto fail;
-    if (!PyTuple_Check(parsed) || PyTuple_GET_SIZE(parsed) != 2) {
-        PyErr_SetString(PyExc_TypeError, "_fastnormalize: parse_data_types returns (types, ok)");
-        goto fail;
-    }
-    if (PyTuple_GET_ITEM(parsed, 1) != Py_True) { Py_DECREF(key); Py_DECREF(day); Py_DECREF(parsed); return 0; }
+    int types_ok;
+    if (!(types = data_types(m, item, &types_ok))) goto fail;
+    if (!types_ok) { Py_DECREF(key); Py_DECREF(day); Py_DECREF(types); return 0; }
 
     /* From here the record is a common one: its values, in VICTIM_MODEL_FIELDS order. */
     memset(out, 0, N_COLUMNS * sizeof *out);
@@ -298,12 +359,12 @@ static int common_record(Normalizer *m, PyObject *record, PyObject *dataset, PyO
         Py_DECREF(out[6]);
         if (!(out[6] = domain(m, site))) goto fail_out;
     }
-    if (!(out[9] = or_none_py(text[SECTOR], m->clean_str)) || !(out[10] = or_none(text[SECTOR], no_surrogates, m)) ||
-        !(out[11] = or_none_py(text[ACTOR], m->actor_str)) || !(out[12] = or_none(text[ACTOR], no_surrogates, m)) ||
-        !(out[13] = or_none_py(text[COUNTRY], m->clean_str)) || !(out[14] = or_none(text[COUNTRY], no_surrogates, m)))
+    if (!(out[9] = or_none_cached(text[SECTOR], m->clean_str, m->clean_cache)) || !(out[10] = or_none(text[SECTOR], no_surrogates, m)) ||
+        !(out[11] = or_none_cached(text[ACTOR], m->actor_str, m->actor_cache)) || !(out[12] = or_none(text[ACTOR], no_surrogates, m)) ||
+        !(out[13] = or_none_cached(text[COUNTRY], m->clean_str, m->clean_cache)) || !(out[14] = or_none(text[COUNTRY], no_surrogates, m)))
         goto fail_out;
     {   /* victim_country_code: clean_str(victimCC).upper(), None when that is empty or None */
-        PyObject *code = or_none_py(text[VICTIM_CC], m->clean_str);
+        PyObject *code = or_none_cached(text[VICTIM_CC], m->clean_str, m->clean_cache);
         if (!code) goto fail_out;
         int truth = PyObject_IsTrue(code);
         if (truth < 0) { Py_DECREF(code); goto fail_out; }
@@ -311,24 +372,23 @@ static int common_record(Normalizer *m, PyObject *record, PyObject *dataset, PyO
         Py_DECREF(code);
         if (!out[15]) goto fail_out;
     }
-    if (!(out[16] = or_none_py(text[VICTIM_CITY], m->clean_str)) ||
-        !(out[17] = or_none_py(text[VICTIM_STATE], m->clean_str)) ||
-        !(out[18] = or_none_py(text[VICTIM_ADDRESS], m->clean_str)) ||
-        !(out[19] = or_none(text[REVENUE], no_surrogates, m)) || !(out[20] = or_none_py(text[AMOUNT], m->clean_str)) ||
-        !(out[21] = or_none_py(text[NAICS], m->clean_str)) ||
-        !(out[22] = PySequence_List(PyTuple_GET_ITEM(parsed, 0))) ||
+    if (!(out[16] = or_none_cached(text[VICTIM_CITY], m->clean_str, m->clean_cache)) ||
+        !(out[17] = or_none_cached(text[VICTIM_STATE], m->clean_str, m->clean_cache)) ||
+        !(out[18] = or_none_cached(text[VICTIM_ADDRESS], m->clean_str, m->clean_cache)) ||
+        !(out[19] = or_none(text[REVENUE], no_surrogates, m)) || !(out[20] = or_none_cached(text[AMOUNT], m->clean_str, m->clean_cache)) ||
+        !(out[21] = or_none_cached(text[NAICS], m->clean_str, m->clean_cache)) ||
         !(out[23] = or_none(text[ANN_LINK], repair_link, m)) || !(out[24] = or_none(text[ANN_TITLE], no_surrogates, m)) ||
         !(out[25] = call1(m->decode_description, text[ANN_DESCRIPTION])))
         goto fail_out;
+    out[22] = types; types = NULL;
     for (int i = 0; i < 4; i++) out[26 + i] = Py_NewRef(provenance[i]); /* first/last seen, versions, fetch */
     if (!(out[30] = PyList_New(0)) || !(out[31] = PyList_New(0))) goto fail_out;
-    Py_DECREF(parsed);
     return 1;
 
 fail_out:
     for (int i = 0; i < N_COLUMNS; i++) Py_CLEAR(out[i]);
 fail:
-    Py_XDECREF(key); Py_XDECREF(day); Py_XDECREF(parsed);
+    Py_XDECREF(key); Py_XDECREF(day); Py_XDECREF(types);
     return -1;
 }
 
