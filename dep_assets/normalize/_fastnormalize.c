@@ -233,10 +233,6 @@ static PyObject *or_none(PyObject *value, PyObject *(*f)(Normalizer *, PyObject 
     return value == Py_None ? Py_NewRef(Py_None) : f(m, value);
 }
 
-static PyObject *or_none_py(PyObject *value, PyObject *helper) {
-    return value == Py_None ? Py_NewRef(Py_None) : call1(helper, value);
-}
-
 /* Memoized here as fields.py memoizes them (texts up to 256 characters, bounded): clean_str and
  * actor_str are pure, and sector, country, actor, city... repeat across announcements. */
 #define CACHE_MAX_LEN 256
