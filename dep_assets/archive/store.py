@@ -32,6 +32,7 @@ from dep_assets.archive.schema import migrate
 from dep_assets.archive.sql import transaction
 from dep_assets.dep_client.client import DepResponse
 from dep_assets.normalize.keys import hashid_key, record_day, without_surrogates
+from dep_assets.settings import DEFAULT_ARCHIVE_MEMORY_LIMIT
 
 # Rows per row group in what we write. Below DuckDB's default (122,880), a replay's big inserts fill
 # row groups while they run, and DuckDB writes each full one to the file, compressed, right away
@@ -70,15 +71,12 @@ class Archive:
         path: Path,
         *,
         lock_timeout: float = 600.0,
-        memory_limit: str | None = "256MB",
+        memory_limit: str | None = DEFAULT_ARCHIVE_MEMORY_LIMIT,
         snapshot_path: Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
-        # DuckDB would otherwise keep up to 80% of RAM as cache and transaction buffers, growing with
-        # the history a run touches; above the cap it spills to `<archive>.tmp/`. 256MB: what a replay
-        # of 100,000 records fills anyway (so longer histories need no more), and a 4x history
-        # re-maps in 192MB (`make bench`), with no measurable loss of speed against 512MB.
+        # DuckDB's memory cap (see DEFAULT_ARCHIVE_MEMORY_LIMIT); None leaves DuckDB's own default.
         self.memory_limit = memory_limit
         self.snapshot_path = snapshot_path or self.path.with_name(self.path.stem + ".snapshot.duckdb")
         self.lock_path = self.path.with_name(self.path.name + ".lock")

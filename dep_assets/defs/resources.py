@@ -19,7 +19,7 @@ from dep_assets.dep_client import (
     RecordedSource,
     RetryPolicy,
 )
-from dep_assets.settings import missing_dep_credentials
+from dep_assets.settings import DEFAULT_ARCHIVE_MEMORY_LIMIT, missing_dep_credentials
 
 
 class DepApiResource(dg.ConfigurableResource):
@@ -94,7 +94,7 @@ class DuckDBArchiveResource(dg.ConfigurableResource):
 
     path: str
     lock_timeout_seconds: float = 600.0
-    memory_limit: str = "256MB"
+    memory_limit: str = DEFAULT_ARCHIVE_MEMORY_LIMIT
     transform_workers: int = 0  # 0: one worker process per CPU
 
     def get_archive(self) -> Archive:
