@@ -87,17 +87,28 @@ def test_any_body_is_archived_whole_and_every_record_is_accounted_for(items, opt
             stix2.parse(text, allow_custom=True)
 
 
-def _derive(batch_rows: int) -> tuple[list, list, list]:
+def _sample_responses() -> list:
+    """The bundled sample's recorded responses of dataset ext, day by day."""
     from dep_assets.dep_client import RecordedSource
     from dep_assets_tests.conftest import SAMPLE_DIR
 
     source = RecordedSource(SAMPLE_DIR)
+    return [source.fetch_day("ext", day) for day in source.available_days("ext")]
+
+
+def _archive_sample(conn: duckdb.DuckDBPyConnection) -> list[date]:
+    """Migrate `conn` and archive the sample in it; returns the sample's days."""
+    migrate(conn)
+    responses = _sample_responses()
+    for response in responses:
+        archive_response(conn, response)
+    return [response.day for response in responses]
+
+
+def _derive(batch_rows: int) -> tuple[list, list, list]:
     mapper = StixMapper()
     with duckdb.connect(":memory:") as conn:
-        migrate(conn)
-        for day in source.available_days("ext"):
-            archive_response(conn, source.fetch_day("ext", day))
-        days = source.available_days("ext")
+        days = _archive_sample(conn)
         build_victims(conn, "ext", days, batch_rows=batch_rows)
         build_bundles(conn, "ext", days, mapper, mapper.fingerprint, batch_rows=batch_rows)
         columns = "* EXCLUDE (first_seen, last_seen)"
@@ -159,17 +170,9 @@ def test_small_batches_give_exactly_the_same_tables(tmp_path, monkeypatch):
 def test_a_compiled_batch_writes_the_rows_the_python_batch_writes(tmp_path, options):
     """The STIX stage's compiled batch (the mapper's columns only, to C and back as Arrow buffers)
     against the Victim-by-Victim Python batch, on the sample's victims as DuckDB streams them."""
-    from dep_assets.dep_client import RecordedSource
-    from dep_assets_tests.conftest import SAMPLE_DIR
-
-    source = RecordedSource(SAMPLE_DIR)
     mapper = StixMapper(options)
     with duckdb.connect(":memory:") as conn:
-        migrate(conn)
-        days = source.available_days("ext")
-        for day in days:
-            archive_response(conn, source.fetch_day("ext", day))
-        build_victims(conn, "ext", days)
+        build_victims(conn, "ext", _archive_sample(conn))
         query = "SELECT {} FROM dep_victims ORDER BY announcement_date, hashid"
         narrow = conn.sql(query.format(", ".join(mapper.batch_fields))).to_arrow_table()
         wide = conn.sql(query.format(", ".join(transform.VICTIM_MODEL_FIELDS))).to_arrow_table()
@@ -265,11 +268,7 @@ def test_a_compiled_normalize_batch_writes_the_rows_the_python_batch_writes(item
 
 @compiled_normalizer
 def test_the_compiled_batch_normalizes_the_samples_itself_and_like_the_reference(tmp_path):
-    from dep_assets.dep_client import RecordedSource
-    from dep_assets_tests.conftest import SAMPLE_DIR
-
-    source = RecordedSource(SAMPLE_DIR)
-    items = [raw.value for day in source.available_days("ext") for raw in source.fetch_day("ext", day).records]
+    items = [raw.value for response in _sample_responses() for raw in response.records]
     compiled, python = _both_batches(items, tmp_path)
     assert compiled == python
     # Every record of every sample day (a re-dated one twice): victims or quarantined, none lost.
